@@ -1,0 +1,2 @@
+//! System tests: the QEMU runner lives in `xtask`; this crate holds shared helpers.
+#![forbid(unsafe_code)]
