@@ -3,4 +3,18 @@
 //! # Design principles
 //! 1. Policy lives in `hv-core`; this crate only performs validated effects.
 //! 2. `unsafe` is confined to `arch/` and guest-memory access; each block says why.
+//! 3. The pure parts (command line, multiboot parsing) build and test on the host.
 #![cfg_attr(target_os = "none", no_std)]
+
+pub mod cmdline;
+pub mod multiboot;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod console;
+#[cfg(target_os = "none")]
+mod start;
+
+#[cfg(target_os = "none")]
+pub use start::{panic, start};
