@@ -1,1 +1,186 @@
-fn main() {}
+//! Developer commands: `cargo xtask build|run|test|iso`.
+//!
+//! - `build`: the hypervisor image and the guests, for `x86_64-unknown-none`, into
+//!   `target/images/`.
+//! - `run [--cpus N] [--guest NAME] [--iso]`: build, then boot the hypervisor with the
+//!   guest as dom0 in QEMU, console on this terminal (Ctrl-A X quits QEMU).
+//! - `test`: formatting, clippy, host tests, then the system tests under QEMU.
+//! - `iso`: a GRUB (multiboot2) ISO at `target/images/hypervisor.iso`.
+
+mod prereq;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Bare-metal packages: (package, binary, image name in target/images).
+const IMAGES: &[(&str, &str, &str)] = &[
+    ("boot", "hypervisor", "hypervisor"),
+    ("guest-hello", "hello", "hello"),
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn images_dir() -> PathBuf {
+    root().join("target/images")
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed ({status})"))
+    }
+}
+
+fn build() -> Result<(), String> {
+    prereq::ensure()?;
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "--target", "x86_64-unknown-none"]);
+    for (pkg, _, _) in IMAGES {
+        cmd.args(["-p", pkg]);
+    }
+    run(&mut cmd)?;
+    let out = images_dir();
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    for (_, bin, name) in IMAGES {
+        let src = root().join("target/x86_64-unknown-none/release").join(bin);
+        std::fs::copy(&src, out.join(name)).map_err(|e| format!("copy {}: {e}", src.display()))?;
+    }
+    Ok(())
+}
+
+fn iso() -> Result<PathBuf, String> {
+    build()?;
+    let dir = images_dir().join("iso");
+    let boot = dir.join("boot");
+    std::fs::create_dir_all(boot.join("grub")).map_err(|e| e.to_string())?;
+    std::fs::copy(images_dir().join("hypervisor"), boot.join("hypervisor")).map_err(|e| e.to_string())?;
+    std::fs::copy(images_dir().join("hello"), boot.join("dom0")).map_err(|e| e.to_string())?;
+    std::fs::write(
+        boot.join("grub/grub.cfg"),
+        "set timeout=0\nset default=0\nserial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console\n\
+         menuentry \"hypervisor\" {\n    multiboot2 /boot/hypervisor console=com1\n    module2 /boot/dom0 dom0\n    boot\n}\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let iso = images_dir().join("hypervisor.iso");
+    let out = Command::new("grub-mkrescue")
+        .arg("-o")
+        .arg(&iso)
+        .arg(&dir)
+        .output()
+        .map_err(|e| format!("grub-mkrescue: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("grub-mkrescue failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(iso)
+}
+
+struct RunOpts {
+    cpus: u32,
+    guest: String,
+    iso: bool,
+    append: String,
+}
+
+fn parse_run(args: &[String]) -> Result<RunOpts, String> {
+    let mut o = RunOpts { cpus: 2, guest: "hello".into(), iso: false, append: String::new() };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--cpus" => o.cpus = it.next().and_then(|v| v.parse().ok()).ok_or("--cpus needs a number")?,
+            "--guest" => o.guest = it.next().ok_or("--guest needs a name")?.clone(),
+            "--iso" => o.iso = true,
+            "--append" => o.append = it.next().ok_or("--append needs text")?.clone(),
+            other => return Err(format!("unknown option {other}; see `cargo xtask help`")),
+        }
+    }
+    Ok(o)
+}
+
+fn run_system(args: &[String]) -> Result<(), String> {
+    let o = parse_run(args)?;
+    let mut qemu = Command::new("qemu-system-x86_64");
+    qemu.args(["-accel", "tcg", "-cpu", "max", "-m", "512", "-nographic", "-no-reboot"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .args(["-smp", &o.cpus.to_string()]);
+    if o.iso {
+        let iso = iso()?;
+        qemu.arg("-cdrom").arg(iso);
+    } else {
+        build()?;
+        let guest = images_dir().join(&o.guest);
+        if !guest.exists() {
+            return Err(format!("no guest image {}", guest.display()));
+        }
+        qemu.arg("-kernel").arg(images_dir().join("hypervisor"));
+        qemu.arg("-append").arg(format!("console=com1 {}", o.append).trim());
+        qemu.arg("-initrd").arg(format!("{} {}", guest.display(), o.guest));
+    }
+    eprintln!("xtask: booting (Ctrl-A X quits QEMU)");
+    let status = qemu.status().map_err(|e| format!("qemu: {e}"))?;
+    let code = status.code().unwrap_or(-1);
+    let what = match code {
+        33 => "dom0 powered off",
+        35 => "dom0 rebooted",
+        37 => "dom0 crashed",
+        39 => "the hypervisor failed",
+        _ => "QEMU exited",
+    };
+    eprintln!("xtask: {what} (QEMU status {code})");
+    Ok(())
+}
+
+fn test() -> Result<(), String> {
+    build()?;
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo()
+        .args(["clippy", "--release", "--target", "x86_64-unknown-none"])
+        .args(IMAGES.iter().flat_map(|(p, _, _)| ["-p", p]))
+        .args(["--", "-D", "warnings"]))?;
+    // Host unit, property and conformance tests.
+    run(cargo().args(["test", "--workspace"]))?;
+    // System tests under QEMU (ignored by a plain `cargo test`: they need the images).
+    iso()?;
+    run(cargo()
+        .args(["test", "-p", "tests", "--", "--ignored", "--test-threads", "1"])
+        .env("HV_IMAGES", images_dir()))?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build") => build(),
+        Some("run") => run_system(&args[1..]),
+        Some("test") => test(),
+        Some("iso") => iso().map(|p| println!("{}", p.display())),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\
+                 \n  build                 build the hypervisor and guest images into target/images\
+                 \n  run [--cpus N] [--guest NAME] [--iso] [--append 'hv options']\
+                 \n                        boot them in QEMU, console on this terminal\
+                 \n  test                  fmt, clippy, host tests, system tests under QEMU\
+                 \n  iso                   make a GRUB (multiboot2) ISO"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
