@@ -26,6 +26,17 @@ impl Default for Options {
     }
 }
 
+/// Multiboot loaders put the image's file name first (`/boot/xen console=com1`):
+/// drop a first word that is not an option, as Xen's `cmdline_cook` does.
+pub fn skip_image_name(cmdline: &str) -> &str {
+    let t = cmdline.trim_start();
+    match t.split_once(char::is_whitespace) {
+        Some((first, rest)) if !first.contains('=') => rest,
+        None if !t.contains('=') => "",
+        _ => t,
+    }
+}
+
 /// Parse a size such as `256M`, `1G`, `65536K` or plain bytes.
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -88,6 +99,13 @@ pub fn parse(cmdline: &str, mut unknown: impl FnMut(&str)) -> Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_name() {
+        assert_eq!(skip_image_name("/boot/hv console=com1"), "console=com1");
+        assert_eq!(skip_image_name("console=com1 x"), "console=com1 x");
+        assert_eq!(skip_image_name("/boot/hv"), "");
+    }
 
     #[test]
     fn sizes() {

@@ -14,7 +14,19 @@ pub mod arch;
 #[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
+mod domain;
+#[cfg(target_os = "none")]
+pub mod irq;
+#[cfg(target_os = "none")]
+pub mod mem;
+#[cfg(target_os = "none")]
+pub mod pv;
+#[cfg(target_os = "none")]
+pub mod smp;
+#[cfg(target_os = "none")]
 mod start;
+#[cfg(target_os = "none")]
+pub mod traps;
 
 #[cfg(target_os = "none")]
 pub use start::{panic, start};

@@ -1,20 +1,86 @@
 //! The boot CPU's path from the trampoline to the first guest.
 
-use crate::println;
+use crate::arch::{self, power};
+use crate::{cmdline, mem, multiboot};
+use core::fmt::Write;
+use log::{info, warn};
+
+/// The boot information, copied out of the loader's structures.
+pub static BOOT_INFO: spin::Once<multiboot::BootInfo> = spin::Once::new();
 
 /// Entered from `boot` on the boot stack, in long mode on the boot page tables.
 pub fn start(magic: u32, info: u32) -> ! {
     crate::console::init();
-    println!("hypervisor: starting (loader magic {magic:#x}, info at {info:#x})");
-    crate::arch::x86::halt_forever()
+    crate::println!(
+        "\n hypervisor {} -- a Xen 4.17-compatible PV hypervisor",
+        env!("CARGO_PKG_VERSION")
+    );
+    let reader = |pa: u64, buf: &mut [u8]| {
+        for (i, b) in buf.iter_mut().enumerate() {
+            let a = pa.wrapping_add(i as u64);
+            *b = if a < mem::MAX_PHYS {
+                // SAFETY: the direct map covers all of the first 4 GiB (boot page
+                // tables); reading loader structures there has no side effects.
+                unsafe { core::ptr::read_volatile(mem::phys_to_virt(a) as *const u8) }
+            } else {
+                0
+            };
+        }
+    };
+    let bi = match multiboot::parse(magic, u64::from(info), &reader) {
+        Ok(bi) => bi,
+        Err(e) => {
+            crate::println!("hypervisor: cannot boot: bad loader information: {e:?}");
+            power::off(power::Reason::HypervisorFailure);
+        }
+    };
+    let bi = BOOT_INFO.call_once(|| bi);
+    let opts = cmdline::parse(cmdline::skip_image_name(&bi.cmdline), |w| {
+        crate::println!("hypervisor: unknown option '{w}' ignored")
+    });
+    crate::console::init_log(opts.log_level);
+    info!(
+        "loader: {:?} {}, command line '{}'",
+        bi.loader, bi.loader_name, bi.cmdline
+    );
+    for r in bi.memory.iter() {
+        info!(
+            "memory: {:#014x}-{:#014x} type {}",
+            r.start,
+            r.start + r.len,
+            r.kind
+        );
+    }
+    for (i, m) in bi.modules.iter().enumerate() {
+        info!("module {i}: {:#x}-{:#x} '{}'", m.start, m.end, m.cmdline);
+    }
+    mem::init(bi);
+    let (free, total) = mem::stats();
+    info!(
+        "frames: {} MiB usable, {} MiB free",
+        total / 256,
+        free / 256
+    );
+
+    arch::entry::init_idt();
+    crate::smp::init_boot_cpu();
+    // SMP: bring up the other CPUs (ACPI MADT) and park them in their idle loops.
+    crate::smp::start_aps(&opts);
+    let _ = writeln!(crate::console::Console, "hypervisor: boot CPU up");
+    if bi.modules.is_empty() {
+        warn!("no dom0 kernel module given: nothing to run");
+        power::off(power::Reason::HypervisorFailure);
+    }
+    crate::domain::build_dom0(bi, &opts)
 }
 
 /// The panic path: print, stop everything, exit QEMU with a failure status.
 pub fn panic(info: &core::panic::PanicInfo) -> ! {
-    use core::fmt::Write;
+    let cpu = crate::arch::cpu::current_id();
     let _ = writeln!(
         crate::console::PanicConsole,
-        "\n*** hypervisor PANIC: {info}"
+        "\n*** HYPERVISOR PANIC on CPU{cpu}: {info}"
     );
-    crate::arch::x86::halt_forever()
+    crate::smp::stop_others();
+    power::off(power::Reason::HypervisorFailure)
 }

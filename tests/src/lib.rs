@@ -31,7 +31,11 @@ pub fn images_dir() -> PathBuf {
 /// A path in the images folder, which must exist.
 pub fn image(name: &str) -> PathBuf {
     let p = images_dir().join(name);
-    assert!(p.exists(), "{} is missing: run `cargo xtask build` first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo xtask build` first",
+        p.display()
+    );
     p
 }
 
@@ -51,13 +55,23 @@ impl Session {
     /// Start `qemu-system-x86_64` with `args` (serial on stdio is added here).
     pub fn start(name: &str, args: &[String]) -> Session {
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot"])
-            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("cannot start qemu-system-x86_64 (apt-get install qemu-system-x86)");
+        cmd.args([
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        let mut child = cmd
+            .spawn()
+            .expect("cannot start qemu-system-x86_64 (apt-get install qemu-system-x86)");
         let mut out = child.stdout.take().expect("piped stdout");
         let stdin = child.stdin.take();
         let (tx, rx) = mpsc::channel();
@@ -74,7 +88,14 @@ impl Session {
                 }
             }
         });
-        Session { child, stdin, rx, output: String::new(), pos: 0, name: name.to_string() }
+        Session {
+            child,
+            stdin,
+            rx,
+            output: String::new(),
+            pos: 0,
+            name: name.to_string(),
+        }
     }
 
     fn pump(&mut self, until: Instant) -> bool {
@@ -84,7 +105,8 @@ impl Session {
         }
         match self.rx.recv_timeout(until - now) {
             Ok(bytes) => {
-                self.output.push_str(&String::from_utf8_lossy(&bytes).replace('\r', ""));
+                self.output
+                    .push_str(&String::from_utf8_lossy(&bytes).replace('\r', ""));
                 true
             }
             Err(_) => false,
@@ -103,7 +125,9 @@ impl Session {
                 return got;
             }
             if !self.pump(until) && Instant::now() >= until {
-                self.fail(&format!("timed out after {timeout:?} waiting for {needle:?}"));
+                self.fail(&format!(
+                    "timed out after {timeout:?} waiting for {needle:?}"
+                ));
             }
         }
     }
@@ -133,7 +157,10 @@ impl Session {
 
     fn fail(&mut self, why: &str) -> ! {
         let _ = self.child.kill();
-        panic!("[{}] {}\n----- console transcript -----\n{}\n------------------------------", self.name, why, self.output);
+        panic!(
+            "[{}] {}\n----- console transcript -----\n{}\n------------------------------",
+            self.name, why, self.output
+        );
     }
 }
 
@@ -149,7 +176,13 @@ fn code(status: ExitStatus) -> i32 {
 }
 
 /// QEMU arguments to boot our hypervisor with `-kernel` (multiboot1).
-pub fn hv_kernel_args(cpus: u32, hv_cmdline: &str, dom0: &Path, dom0_cmdline: &str, ramdisk: Option<&Path>) -> Vec<String> {
+pub fn hv_kernel_args(
+    cpus: u32,
+    hv_cmdline: &str,
+    dom0: &Path,
+    dom0_cmdline: &str,
+    ramdisk: Option<&Path>,
+) -> Vec<String> {
     let mut initrd = format!("{} {}", dom0.display(), dom0_cmdline);
     if let Some(r) = ramdisk {
         initrd.push_str(&format!(",{}", r.display()));

@@ -19,7 +19,10 @@ const IMAGES: &[(&str, &str, &str)] = &[
 ];
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn images_dir() -> PathBuf {
@@ -33,7 +36,9 @@ fn cargo() -> Command {
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
-    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -63,7 +68,8 @@ fn iso() -> Result<PathBuf, String> {
     let dir = images_dir().join("iso");
     let boot = dir.join("boot");
     std::fs::create_dir_all(boot.join("grub")).map_err(|e| e.to_string())?;
-    std::fs::copy(images_dir().join("hypervisor"), boot.join("hypervisor")).map_err(|e| e.to_string())?;
+    std::fs::copy(images_dir().join("hypervisor"), boot.join("hypervisor"))
+        .map_err(|e| e.to_string())?;
     std::fs::copy(images_dir().join("hello"), boot.join("dom0")).map_err(|e| e.to_string())?;
     std::fs::write(
         boot.join("grub/grub.cfg"),
@@ -79,7 +85,10 @@ fn iso() -> Result<PathBuf, String> {
         .output()
         .map_err(|e| format!("grub-mkrescue: {e}"))?;
     if !out.status.success() {
-        return Err(format!("grub-mkrescue failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "grub-mkrescue failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok(iso)
 }
@@ -92,11 +101,21 @@ struct RunOpts {
 }
 
 fn parse_run(args: &[String]) -> Result<RunOpts, String> {
-    let mut o = RunOpts { cpus: 2, guest: "hello".into(), iso: false, append: String::new() };
+    let mut o = RunOpts {
+        cpus: 2,
+        guest: "hello".into(),
+        iso: false,
+        append: String::new(),
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--cpus" => o.cpus = it.next().and_then(|v| v.parse().ok()).ok_or("--cpus needs a number")?,
+            "--cpus" => {
+                o.cpus = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--cpus needs a number")?
+            }
             "--guest" => o.guest = it.next().ok_or("--guest needs a name")?.clone(),
             "--iso" => o.iso = true,
             "--append" => o.append = it.next().ok_or("--append needs text")?.clone(),
@@ -109,9 +128,18 @@ fn parse_run(args: &[String]) -> Result<RunOpts, String> {
 fn run_system(args: &[String]) -> Result<(), String> {
     let o = parse_run(args)?;
     let mut qemu = Command::new("qemu-system-x86_64");
-    qemu.args(["-accel", "tcg", "-cpu", "max", "-m", "512", "-nographic", "-no-reboot"])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-        .args(["-smp", &o.cpus.to_string()]);
+    qemu.args([
+        "-accel",
+        "tcg",
+        "-cpu",
+        "max",
+        "-m",
+        "512",
+        "-nographic",
+        "-no-reboot",
+    ])
+    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+    .args(["-smp", &o.cpus.to_string()]);
     if o.iso {
         let iso = iso()?;
         qemu.arg("-cdrom").arg(iso);
@@ -122,8 +150,10 @@ fn run_system(args: &[String]) -> Result<(), String> {
             return Err(format!("no guest image {}", guest.display()));
         }
         qemu.arg("-kernel").arg(images_dir().join("hypervisor"));
-        qemu.arg("-append").arg(format!("console=com1 {}", o.append).trim());
-        qemu.arg("-initrd").arg(format!("{} {}", guest.display(), o.guest));
+        qemu.arg("-append")
+            .arg(format!("console=com1 {}", o.append).trim());
+        qemu.arg("-initrd")
+            .arg(format!("{} {}", guest.display(), o.guest));
     }
     eprintln!("xtask: booting (Ctrl-A X quits QEMU)");
     let status = qemu.status().map_err(|e| format!("qemu: {e}"))?;
@@ -142,7 +172,14 @@ fn run_system(args: &[String]) -> Result<(), String> {
 fn test() -> Result<(), String> {
     build()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run(cargo()
         .args(["clippy", "--release", "--target", "x86_64-unknown-none"])
         .args(IMAGES.iter().flat_map(|(p, _, _)| ["-p", p]))
@@ -152,7 +189,15 @@ fn test() -> Result<(), String> {
     // System tests under QEMU (ignored by a plain `cargo test`: they need the images).
     iso()?;
     run(cargo()
-        .args(["test", "-p", "tests", "--", "--ignored", "--test-threads", "1"])
+        .args([
+            "test",
+            "-p",
+            "tests",
+            "--",
+            "--ignored",
+            "--test-threads",
+            "1",
+        ])
         .env("HV_IMAGES", images_dir()))?;
     Ok(())
 }

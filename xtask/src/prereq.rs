@@ -15,7 +15,11 @@ const PACKAGES: &[(&str, &str)] = &[
 ];
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
 }
 
 /// Make sure the bare-metal target and the Debian packages are there.
@@ -31,10 +35,17 @@ pub fn ensure() -> Result<(), String> {
     }
     let cmd = format!("apt-get install -y {}", missing.join(" "));
     if !is_root() {
-        return Err(format!("missing Debian packages; run: sudo apt-get update && sudo {cmd}"));
+        return Err(format!(
+            "missing Debian packages; run: sudo apt-get update && sudo {cmd}"
+        ));
     }
     eprintln!("xtask: installing {}", missing.join(" "));
-    let ok = Command::new("apt-get").arg("update").arg("-qq").status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("apt-get")
+        .arg("update")
+        .arg("-qq")
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !ok {
         eprintln!("xtask: apt-get update failed; trying the install anyway");
     }
@@ -55,11 +66,18 @@ fn ensure_target() -> Result<(), String> {
         .args(["target", "list", "--installed"])
         .output()
         .map_err(|e| format!("rustup not found ({e}); install Rust with rustup, then run: rustup target add x86_64-unknown-none"))?;
-    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "x86_64-unknown-none") {
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == "x86_64-unknown-none")
+    {
         return Ok(());
     }
     eprintln!("xtask: rustup target add x86_64-unknown-none");
-    let ok = Command::new("rustup").args(["target", "add", "x86_64-unknown-none"]).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("rustup")
+        .args(["target", "add", "x86_64-unknown-none"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if ok {
         Ok(())
     } else {

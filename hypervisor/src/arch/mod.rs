@@ -1,3 +1,8 @@
 //! x86_64 mechanism. Everything with `unsafe` and hardware access lives under here.
+pub mod apic;
 pub mod cpu;
+pub mod entry;
+pub mod gdt;
+pub mod percpu;
+pub mod power;
 pub mod x86;

@@ -1,0 +1,151 @@
+//! Where every interrupt, exception and syscall lands (from `arch::entry`).
+//!
+//! From guest mode (CS RPL 3) events go to `pv`; from the hypervisor itself an
+//! exception is fatal: print the registers and what the CPU was doing, stop all CPUs,
+//! power off with `Reason::HypervisorFailure`.
+
+use crate::arch::percpu::{Regs, VECTOR_SYSCALL};
+use crate::arch::{power, x86};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+pub const EXC_NAMES: [&str; 32] = [
+    "#DE divide error",
+    "#DB debug",
+    "NMI",
+    "#BP breakpoint",
+    "#OF overflow",
+    "#BR bound range",
+    "#UD invalid opcode",
+    "#NM device not available",
+    "#DF double fault",
+    "coprocessor segment overrun",
+    "#TS invalid TSS",
+    "#NP segment not present",
+    "#SS stack fault",
+    "#GP general protection",
+    "#PF page fault",
+    "reserved 15",
+    "#MF x87 error",
+    "#AC alignment check",
+    "#MC machine check",
+    "#XM SIMD error",
+    "#VE virtualization",
+    "#CP control protection",
+    "reserved 22",
+    "reserved 23",
+    "reserved 24",
+    "reserved 25",
+    "reserved 26",
+    "reserved 27",
+    "#HV hypervisor injection",
+    "#VC VMM communication",
+    "#SX security",
+    "reserved 31",
+];
+
+/// What each CPU is doing, for the fault report (a static string; set on hypercall
+/// entry and other long paths).
+static DOING: [AtomicPtr<&'static str>; crate::arch::percpu::MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; crate::arch::percpu::MAX_CPUS];
+static IDLE: &str = "nothing in particular";
+
+/// Record what this CPU is doing (shown if it faults).
+pub fn doing(what: &'static &'static str) {
+    let cpu = crate::arch::cpu::current_id() as usize;
+    if let Some(slot) = DOING.get(cpu) {
+        slot.store(what as *const &str as *mut &str, Ordering::Relaxed);
+    }
+}
+
+fn what_doing(cpu: usize) -> &'static str {
+    let p = DOING
+        .get(cpu)
+        .map(|s| s.load(Ordering::Relaxed))
+        .unwrap_or(core::ptr::null_mut());
+    if p.is_null() {
+        IDLE
+    } else {
+        // SAFETY: only `doing` stores here, always a pointer to a `&'static &'static str`.
+        unsafe { *p }
+    }
+}
+
+/// Entered from the stubs with the saved frame; returns the frame to resume.
+pub fn dispatch(regs: *mut Regs) -> *mut Regs {
+    // SAFETY: `regs` points to the frame the entry stub just pushed on this CPU's
+    // stack; nothing else references it while we run.
+    let r = unsafe { &mut *regs };
+    let from_guest = r.cs & 3 == 3;
+    let vector = r.vector;
+    if from_guest || vector == VECTOR_SYSCALL {
+        return crate::pv::guest_event(regs);
+    }
+    match vector {
+        0..=31 => fatal(r),
+        _ => crate::irq::interrupt(regs),
+    }
+}
+
+/// Print everything about a hypervisor fault, stop all CPUs and power off.
+pub fn fatal(r: &Regs) -> ! {
+    let cpu = crate::arch::cpu::current_id() as usize;
+    let name = EXC_NAMES
+        .get(r.vector as usize)
+        .copied()
+        .unwrap_or("interrupt");
+    let mut c = crate::console::PanicConsole;
+    let _ = writeln!(
+        c,
+        "\n*** HYPERVISOR FAULT on CPU{cpu}: vector {} ({name}), error code {:#x}",
+        r.vector, r.error_code
+    );
+    let _ = writeln!(c, "*** while: {}", what_doing(cpu));
+    dump_regs(r);
+    crate::smp::stop_others();
+    let _ = writeln!(c, "*** system halted; powering off");
+    power::off(power::Reason::HypervisorFailure)
+}
+
+/// Print a register frame.
+pub fn dump_regs(r: &Regs) {
+    let mut c = crate::console::PanicConsole;
+    let _ = writeln!(
+        c,
+        "RIP {:#018x}  CS {:#06x}  RFLAGS {:#010x}",
+        r.rip, r.cs, r.rflags
+    );
+    let _ = writeln!(
+        c,
+        "RSP {:#018x}  SS {:#06x}  CR2 {:#018x}  CR3 {:#018x}",
+        r.rsp,
+        r.ss,
+        x86::cr2(),
+        x86::cr3()
+    );
+    let _ = writeln!(
+        c,
+        "RAX {:#018x}  RBX {:#018x}  RCX {:#018x}",
+        r.rax, r.rbx, r.rcx
+    );
+    let _ = writeln!(
+        c,
+        "RDX {:#018x}  RSI {:#018x}  RDI {:#018x}",
+        r.rdx, r.rsi, r.rdi
+    );
+    let _ = writeln!(
+        c,
+        "RBP {:#018x}  R8  {:#018x}  R9  {:#018x}",
+        r.rbp, r.r8, r.r9
+    );
+    let _ = writeln!(
+        c,
+        "R10 {:#018x}  R11 {:#018x}  R12 {:#018x}",
+        r.r10, r.r11, r.r12
+    );
+    let _ = writeln!(
+        c,
+        "R13 {:#018x}  R14 {:#018x}  R15 {:#018x}",
+        r.r13, r.r14, r.r15
+    );
+}
