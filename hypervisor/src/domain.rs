@@ -1,8 +1,153 @@
-//! Domains and their construction.
-use crate::arch::power;
-use crate::{cmdline, multiboot};
+//! Domains and vCPUs: the mechanism's record of each guest.
+//!
+//! All domains live in one table behind `DOMAINS` (first in the lock order). A vCPU
+//! runs on at most one CPU; its registers are in `Vcpu::regs` while it is not running
+//! and in that CPU's `CpuInfo::guest_regs` while it is.
 
-pub fn build_dom0(_bi: &multiboot::BootInfo, _opts: &cmdline::Options) -> ! {
-    log::error!("dom0 construction not implemented yet");
-    power::off(power::Reason::HypervisorFailure)
+extern crate alloc;
+
+use crate::arch::percpu::Regs;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use spin::Mutex;
+
+pub type DomId = u16;
+
+/// One entry of a guest's virtual IDT (`set_trap_table`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrapInfo {
+    pub address: u64,
+    pub cs: u16,
+    /// Bits 0..1: the lowest privilege allowed to raise it with `int`; bit 2: mask
+    /// events on entry (Xen's `TI_GET_IF`).
+    pub flags: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Runnable,
+    Blocked,
+    /// Not initialised or taken down (`VCPUOP_down`).
+    Down,
+}
+
+/// 512-byte FXSAVE area.
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+pub struct FpuState(pub [u8; 512]);
+
+pub struct Vcpu {
+    pub id: u32,
+    pub regs: Regs,
+    pub state: RunState,
+    /// Guest kernel mode (true) or guest user mode.
+    pub kernel_mode: bool,
+    /// Machine frame of the kernel and user L4 tables (user 0 = none).
+    pub kernel_l4: u64,
+    pub user_l4: u64,
+    /// `stack_switch`: the kernel stack used when an event arrives in user mode.
+    pub kernel_ss: u64,
+    pub kernel_sp: u64,
+    pub traps: [TrapInfo; 256],
+    pub event_callback: u64,
+    pub failsafe_callback: u64,
+    pub syscall_callback: u64,
+    pub nmi_callback: u64,
+    pub syscall_masks_events: bool,
+    pub failsafe_masks_events: bool,
+    pub fs_base: u64,
+    pub gs_base_kernel: u64,
+    pub gs_base_user: u64,
+    /// Virtual IOPL (0..3), from `PHYSDEVOP_set_iopl`.
+    pub iopl: u32,
+    /// `fpu_taskswitch(1)` sets this; the next FPU use raises #NM in the guest.
+    pub fpu_ts: bool,
+    pub fpu: FpuState,
+    /// Absolute system time (ns) of the single-shot timer, 0 = none.
+    pub timer_deadline: u64,
+    /// Event-channel port bound to each VIRQ on this vCPU (0 = none).
+    pub virq_port: [u32; 24],
+    /// Ports `SCHEDOP_poll` waits on (blocked vCPU wakes when one is pending).
+    pub poll_ports: heapless::Vec<u32, 8>,
+    pub poll_deadline: u64,
+}
+
+impl Vcpu {
+    pub fn new(id: u32) -> Box<Vcpu> {
+        Box::new(Vcpu {
+            id,
+            regs: Regs::default(),
+            state: RunState::Down,
+            kernel_mode: true,
+            kernel_l4: 0,
+            user_l4: 0,
+            kernel_ss: 0,
+            kernel_sp: 0,
+            traps: [TrapInfo::default(); 256],
+            event_callback: 0,
+            failsafe_callback: 0,
+            syscall_callback: 0,
+            nmi_callback: 0,
+            syscall_masks_events: false,
+            failsafe_masks_events: false,
+            fs_base: 0,
+            gs_base_kernel: 0,
+            gs_base_user: 0,
+            iopl: 0,
+            fpu_ts: false,
+            fpu: FpuState([0; 512]),
+            timer_deadline: 0,
+            virq_port: [0; 24],
+            poll_ports: heapless::Vec::new(),
+            poll_deadline: 0,
+        })
+    }
+}
+
+/// Why a domain stopped running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// `SCHEDOP_shutdown` with this reason (`SHUTDOWN_*`).
+    Guest(u32),
+    /// The hypervisor crashed it (an ABI violation, an undeliverable fault).
+    Crashed,
+}
+
+pub struct Domain {
+    pub id: DomId,
+    pub privileged: bool,
+    pub vcpus: Vec<Box<Vcpu>>,
+    pub shared_info_mfn: u64,
+    pub max_pages: u64,
+    pub tot_pages: u64,
+    pub vm_assist: u64,
+    pub shutdown: Option<Shutdown>,
+    pub evtchn: hv_core::evtchn::Table,
+    pub cmdline: heapless::String<1024>,
+}
+
+pub struct DomainTable {
+    pub doms: Vec<Box<Domain>>,
+}
+
+impl DomainTable {
+    pub fn get(&mut self, id: DomId) -> Option<&mut Domain> {
+        self.doms.iter_mut().find(|d| d.id == id).map(|d| &mut **d)
+    }
+}
+
+/// Every domain. Lock order: first (before `mm`, `heap`, `console`).
+pub static DOMAINS: Mutex<DomainTable> = Mutex::new(DomainTable { doms: Vec::new() });
+
+/// Which (domain, vCPU) a CPU runs, packed in `CpuInfo::current`.
+pub fn pack_current(dom: DomId, vcpu: u32) -> u64 {
+    (u64::from(dom) << 32) | u64::from(vcpu)
+}
+
+pub fn unpack_current(v: u64) -> Option<(DomId, u32)> {
+    if v == u64::MAX {
+        None
+    } else {
+        Some(((v >> 32) as DomId, v as u32))
+    }
 }

@@ -14,7 +14,13 @@ pub mod arch;
 #[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
-mod domain;
+mod dom0;
+#[cfg(target_os = "none")]
+pub mod domain;
+#[cfg(target_os = "none")]
+pub mod guest_mem;
+#[cfg(target_os = "none")]
+mod heap;
 #[cfg(target_os = "none")]
 pub mod irq;
 #[cfg(target_os = "none")]

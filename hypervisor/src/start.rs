@@ -55,6 +55,10 @@ pub fn start(magic: u32, info: u32) -> ! {
         info!("module {i}: {:#x}-{:#x} '{}'", m.start, m.end, m.cmdline);
     }
     mem::init(bi);
+    if !crate::heap::init() {
+        crate::println!("hypervisor: cannot boot: no memory for the heap");
+        power::off(power::Reason::HypervisorFailure);
+    }
     let (free, total) = mem::stats();
     info!(
         "frames: {} MiB usable, {} MiB free",
@@ -71,7 +75,7 @@ pub fn start(magic: u32, info: u32) -> ! {
         warn!("no dom0 kernel module given: nothing to run");
         power::off(power::Reason::HypervisorFailure);
     }
-    crate::domain::build_dom0(bi, &opts)
+    crate::dom0::build(bi, &opts)
 }
 
 /// The panic path: print, stop everything, exit QEMU with a failure status.
