@@ -88,9 +88,9 @@ impl log::Log for Logger {
         let cpu = crate::arch::cpu::current_id();
         // One formatted line per lock hold, so lines of different CPUs don't interleave.
         let mut line = heapless_line::Line::new();
-        let _ = write!(
+        let _ = writeln!(
             line,
-            "(hv) [cpu{} {} {}] {}\n",
+            "(hv) [cpu{} {} {}] {}",
             cpu,
             level_char(record.level()),
             record.target(),

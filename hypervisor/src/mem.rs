@@ -22,7 +22,7 @@ pub const fn phys_to_virt(pa: u64) -> u64 {
 
 /// The physical address of a hypervisor-image or direct-map virtual address.
 pub fn virt_to_phys(va: u64) -> u64 {
-    if va >= IMAGE_OFFSET && va < IMAGE_OFFSET + (1 << 30) {
+    if (IMAGE_OFFSET..IMAGE_OFFSET + (1 << 30)).contains(&va) {
         va - IMAGE_OFFSET
     } else {
         va - DIRECTMAP_BASE

@@ -175,7 +175,7 @@ fn parse_mb1(info: u64, mem: &impl PhysReader) -> Result<BootInfo, Error> {
 fn parse_mb2(info: u64, mem: &impl PhysReader) -> Result<BootInfo, Error> {
     let mut bi = empty(Loader::Multiboot2);
     let total = u64::from(mem.u32_at(info));
-    if total < 16 || total > (1 << 20) {
+    if !(16..=(1 << 20)).contains(&total) {
         return Err(Error::Malformed("multiboot2 info size"));
     }
     let mut off = 8u64;
@@ -221,11 +221,8 @@ fn parse_mb2(info: u64, mem: &impl PhysReader) -> Result<BootInfo, Error> {
                     e += entry_size;
                 }
             }
-            14 | 15 => {
-                if bi.rsdp.is_none() || ty == 15 {
-                    bi.rsdp = Some(tag + 8);
-                }
-            }
+            // ACPI 1.0 RSDP (14) unless a 2.0+ one (15) is also given.
+            14 | 15 if bi.rsdp.is_none() || ty == 15 => bi.rsdp = Some(tag + 8),
             _ => {}
         }
         off += (size + 7) & !7;

@@ -1,7 +1,6 @@
 //! The PV CPU: what happens when a guest traps, makes a hypercall or is interrupted.
 use crate::arch::percpu::Regs;
 
-pub fn guest_event(regs: *mut Regs) -> *mut Regs {
-    // SAFETY: `regs` is this CPU's saved frame (see traps::dispatch).
-    crate::traps::fatal(unsafe { &*regs })
+pub fn guest_event(regs: &mut Regs) -> *mut Regs {
+    crate::traps::fatal(regs)
 }

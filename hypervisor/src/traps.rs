@@ -72,18 +72,15 @@ fn what_doing(cpu: usize) -> &'static str {
 }
 
 /// Entered from the stubs with the saved frame; returns the frame to resume.
-pub fn dispatch(regs: *mut Regs) -> *mut Regs {
-    // SAFETY: `regs` points to the frame the entry stub just pushed on this CPU's
-    // stack; nothing else references it while we run.
-    let r = unsafe { &mut *regs };
+pub fn dispatch(r: &mut Regs) -> *mut Regs {
     let from_guest = r.cs & 3 == 3;
     let vector = r.vector;
     if from_guest || vector == VECTOR_SYSCALL {
-        return crate::pv::guest_event(regs);
+        return crate::pv::guest_event(r);
     }
     match vector {
         0..=31 => fatal(r),
-        _ => crate::irq::interrupt(regs),
+        _ => crate::irq::interrupt(r as *mut Regs),
     }
 }
 

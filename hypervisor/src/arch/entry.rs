@@ -120,7 +120,10 @@ extern "C" {
 
 #[no_mangle]
 extern "C" fn hv_trap_dispatch(regs: *mut Regs) -> *mut Regs {
-    crate::traps::dispatch(regs)
+    // SAFETY: `regs` points to the frame the entry stub just pushed on this CPU's stack
+    // (aligned, complete); nothing else references it while the handler runs.
+    let r = unsafe { &mut *regs };
+    crate::traps::dispatch(r)
 }
 
 /// Resume the context saved in `frame` (restore registers, `iretq`).

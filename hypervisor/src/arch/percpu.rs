@@ -79,7 +79,7 @@ pub struct CpuInfo {
 pub const CPUINFO_SIZE: usize = size_of::<CpuInfo>();
 pub const SYSCALL_RSP_OFFSET: usize = offset_of!(CpuInfo, syscall_rsp);
 const _: () = assert!(SYSCALL_RSP_OFFSET == size_of::<Regs>());
-const _: () = assert!(CPUINFO_SIZE % 16 == 0);
+const _: () = assert!(CPUINFO_SIZE.is_multiple_of(16));
 
 #[repr(C, align(65536))]
 pub struct StackBlock(UnsafeCell<[u8; STACK_SIZE]>);
