@@ -45,6 +45,43 @@ pub fn write_bytes_unlocked(bytes: &[u8]) {
     }
 }
 
+/// Output of the hardware domain's `console_io` write: raw, as Xen prints it.
+pub fn write_guest(bytes: &[u8]) {
+    let mut guard = COM1.lock();
+    if let Some(port) = guard.as_mut() {
+        for &b in bytes {
+            if b == b'\n' {
+                port.send(b'\r');
+            }
+            // Control characters other than newline, tab, CR and backspace would let a
+            // guest drive the terminal: show them as '?'.
+            let c = if b >= 0x20 || matches!(b, b'\n' | b'\t' | b'\r' | 0x08) {
+                b
+            } else {
+                b'?'
+            };
+            port.send(c);
+        }
+    }
+}
+
+/// Read what has been typed on COM1 (non-blocking); returns the byte count.
+pub fn read_input(buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        // SAFETY: reading COM1's line-status and receive registers has no effect on
+        // memory; the hypervisor owns the port.
+        let lsr: u8 = unsafe { x86_64::instructions::port::Port::new(0x3fd).read() };
+        if lsr & 1 == 0 {
+            break;
+        }
+        // SAFETY: as above.
+        buf[n] = unsafe { x86_64::instructions::port::Port::new(0x3f8).read() };
+        n += 1;
+    }
+    n
+}
+
 pub struct Console;
 
 impl Write for Console {

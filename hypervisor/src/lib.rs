@@ -6,8 +6,12 @@
 //! 3. The pure parts (command line, multiboot parsing) build and test on the host.
 #![cfg_attr(target_os = "none", no_std)]
 
+pub mod acpi;
 pub mod cmdline;
 pub mod multiboot;
+#[cfg(target_os = "none")]
+pub mod paging;
+pub mod time;
 
 #[cfg(target_os = "none")]
 pub mod arch;
@@ -18,15 +22,27 @@ mod dom0;
 #[cfg(target_os = "none")]
 pub mod domain;
 #[cfg(target_os = "none")]
+pub mod emulate;
+#[cfg(target_os = "none")]
+pub mod events;
+#[cfg(target_os = "none")]
 pub mod guest_mem;
 #[cfg(target_os = "none")]
 mod heap;
+#[cfg(target_os = "none")]
+pub mod hypercall;
 #[cfg(target_os = "none")]
 pub mod irq;
 #[cfg(target_os = "none")]
 pub mod mem;
 #[cfg(target_os = "none")]
+pub mod mm;
+#[cfg(target_os = "none")]
 pub mod pv;
+#[cfg(target_os = "none")]
+pub mod sched;
+#[cfg(target_os = "none")]
+pub mod shinfo;
 #[cfg(target_os = "none")]
 pub mod smp;
 #[cfg(target_os = "none")]

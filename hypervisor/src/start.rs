@@ -8,6 +8,19 @@ use log::{info, warn};
 /// The boot information, copied out of the loader's structures.
 pub static BOOT_INFO: spin::Once<multiboot::BootInfo> = spin::Once::new();
 
+/// The boot information (parsed before anything else runs).
+pub fn boot_info() -> &'static multiboot::BootInfo {
+    match BOOT_INFO.get() {
+        Some(b) => b,
+        None => power::off(power::Reason::HypervisorFailure),
+    }
+}
+
+/// The hypervisor's own command line (without the image name).
+pub fn hv_cmdline() -> &'static str {
+    cmdline::skip_image_name(&boot_info().cmdline)
+}
+
 /// Entered from `boot` on the boot stack, in long mode on the boot page tables.
 pub fn start(magic: u32, info: u32) -> ! {
     crate::console::init();

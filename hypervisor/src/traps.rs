@@ -73,6 +73,10 @@ fn what_doing(cpu: usize) -> &'static str {
 
 /// Entered from the stubs with the saved frame; returns the frame to resume.
 pub fn dispatch(r: &mut Regs) -> *mut Regs {
+    // An NMI can arrive while a guest runs: the fatal path's stop request comes first.
+    if r.vector == 2 && crate::smp::nmi_stop_requested() {
+        crate::smp::stopped_halt();
+    }
     let from_guest = r.cs & 3 == 3;
     let vector = r.vector;
     if from_guest || vector == VECTOR_SYSCALL {
@@ -80,7 +84,10 @@ pub fn dispatch(r: &mut Regs) -> *mut Regs {
     }
     match vector {
         0..=31 => fatal(r),
-        _ => crate::irq::interrupt(r as *mut Regs),
+        _ => {
+            crate::irq::handle(r.vector);
+            r as *mut Regs
+        }
     }
 }
 

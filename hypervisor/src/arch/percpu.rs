@@ -144,3 +144,9 @@ pub fn on_percpu_stack() -> bool {
     let end = start + (MAX_CPUS * STACK_SIZE) as u64;
     (start..end).contains(&rsp)
 }
+
+/// This CPU's fixed guest frame (`CpuInfo::guest_regs`).
+pub fn this_cpu_guest_frame() -> *mut Regs {
+    // `guest_regs` is the first field of CpuInfo.
+    this_cpu() as *mut Regs
+}

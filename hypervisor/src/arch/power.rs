@@ -23,6 +23,7 @@ pub fn off(reason: Reason) -> ! {
         // SAFETY: 0xcf9 is the PCI reset control register; 0x06 asks for a hard reset.
         unsafe { x86::outb(0xcf9, 0x06) };
     } else {
+        super::acpi::poweroff();
         // SAFETY: 0x604 is QEMU's PIIX4 ACPI PM1a control (SLP_EN | S5) and 0xb004
         // the older one; on other machines these ports are unused.
         unsafe {

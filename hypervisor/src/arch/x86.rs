@@ -82,3 +82,20 @@ pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
     let r = core::arch::x86_64::__cpuid_count(leaf, sub);
     (r.eax, r.ebx, r.ecx, r.edx)
 }
+
+/// Clear CR0.TS.
+pub fn clts() {
+    // SAFETY: clearing TS only re-enables FPU instructions; no memory effect.
+    unsafe { core::arch::asm!("clts", options(nomem, nostack)) };
+}
+
+/// Set CR0.TS (the next FPU instruction raises #NM).
+pub fn stts() {
+    // SAFETY: setting TS only makes FPU instructions fault; no memory effect.
+    unsafe {
+        let mut cr0: u64;
+        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
+        cr0 |= 1 << 3;
+        core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
+    }
+}

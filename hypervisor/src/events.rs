@@ -1,0 +1,309 @@
+//! Event channels, VIRQs and guest timers: the mechanism around `hv_core::evtchn`.
+//!
+//! The port table decides; this module flips the bits in `shared_info` and wakes vCPUs.
+
+use crate::domain::{Domain, RunState};
+use crate::hypercall::Ret;
+use crate::pv::{self, After};
+use crate::shinfo::SharedInfo;
+use hv_core::evtchn::{self, Notify, State};
+use xen_abi::errno::*;
+use xen_abi::event_channel::*;
+
+/// System time in ns since boot.
+pub fn now_ns() -> u64 {
+    crate::arch::timer::now_ns()
+}
+
+/// Mark `port` pending for vCPU `vcpu` of `d`, waking it if its upcall became pending.
+pub fn set_pending(d: &mut Domain, vcpu: u32, port: u32) {
+    let sh = SharedInfo::new(d.shared_info_mfn);
+    let target = if (vcpu as usize) < d.vcpus.len() {
+        vcpu
+    } else {
+        0
+    };
+    let woke = sh.set_pending(target, port);
+    if let Some(v) = d.vcpus.get_mut(target as usize) {
+        if (woke || poll_hit(v, port)) && v.state == RunState::Blocked {
+            v.state = RunState::Runnable;
+        }
+    }
+}
+
+fn poll_hit(v: &crate::domain::Vcpu, port: u32) -> bool {
+    v.poll_ports.contains(&port)
+}
+
+/// Raise VIRQ `virq` on vCPU `vi` of `d` if it is bound.
+pub fn send_virq(d: &mut Domain, vi: usize, virq: u32) {
+    let Some(port) = d
+        .vcpus
+        .get(vi)
+        .and_then(|v| v.virq_port.get(virq as usize).copied())
+    else {
+        return;
+    };
+    if port != 0 {
+        set_pending(d, vi as u32, port);
+    }
+}
+
+/// Arm (or with 0, cancel) vCPU `vi`'s single-shot timer at absolute system time `t`.
+pub fn set_timer(d: &mut Domain, vi: usize, t: u64) {
+    let Some(v) = d.vcpus.get_mut(vi) else { return };
+    v.timer_deadline = t;
+    if t == 0 {
+        return;
+    }
+    if t <= now_ns() {
+        v.timer_deadline = 0;
+        send_virq(d, vi, xen_abi::xen::VIRQ_TIMER);
+    } else {
+        crate::sched::timer_changed();
+    }
+}
+
+/// Fire every timer of `d` that is due.
+pub fn fire_timers(d: &mut Domain, now: u64) {
+    for vi in 0..d.vcpus.len() {
+        let due = d
+            .vcpus
+            .get(vi)
+            .is_some_and(|v| v.timer_deadline != 0 && v.timer_deadline <= now);
+        if due {
+            if let Some(v) = d.vcpus.get_mut(vi) {
+                v.timer_deadline = 0;
+            }
+            send_virq(d, vi, xen_abi::xen::VIRQ_TIMER);
+        }
+        let poll_due = d
+            .vcpus
+            .get(vi)
+            .is_some_and(|v| v.poll_deadline != 0 && v.poll_deadline <= now);
+        if poll_due {
+            if let Some(v) = d.vcpus.get_mut(vi) {
+                v.poll_deadline = 0;
+                if v.state == RunState::Blocked {
+                    v.state = RunState::Runnable;
+                }
+            }
+        }
+    }
+}
+
+fn rd<const N: usize>(d: &Domain, vi: usize, va: u64) -> Result<[u8; N], Errno> {
+    let v = d.vcpus.get(vi).ok_or(EINVAL)?;
+    let mut b = [0u8; N];
+    crate::guest_mem::copy_from_guest(pv::current_l4(v), va, &mut b).map_err(|_| EFAULT)?;
+    Ok(b)
+}
+
+fn wr(d: &Domain, vi: usize, va: u64, b: &[u8]) -> Result<(), Errno> {
+    let v = d.vcpus.get(vi).ok_or(EINVAL)?;
+    crate::guest_mem::copy_to_guest(pv::current_l4(v), va, b).map_err(|_| EFAULT)
+}
+
+fn u16_at(b: &[u8], i: usize) -> u16 {
+    u16::from_le_bytes([b[i], b[i + 1]])
+}
+fn u32_at(b: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+
+/// The `dom` field of an op: `DOMID_SELF` or our own id; other domains need privilege
+/// and arrive with the multi-domain work.
+fn self_dom(d: &Domain, dom: u16) -> Result<(), Errno> {
+    if dom == xen_abi::xen::DOMID_SELF || dom == d.id {
+        Ok(())
+    } else if d.privileged {
+        Err(ESRCH)
+    } else {
+        Err(EPERM)
+    }
+}
+
+pub fn event_channel_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
+    let (cmd, arg) = (a[0] as u32, a[1]);
+    let nr_vcpus = d.vcpus.len() as u32;
+    match cmd {
+        EVTCHNOP_ALLOC_UNBOUND => {
+            let b: [u8; 8] = rd(d, vi, arg)?;
+            self_dom(d, u16_at(&b, 0))?;
+            let mut remote = u16_at(&b, 2);
+            if remote == xen_abi::xen::DOMID_SELF {
+                remote = d.id;
+            }
+            // Check the result can be written before allocating (E3).
+            wr(d, vi, arg + 4, &[0; 4])?;
+            let port = d.evtchn.alloc_unbound(remote)?;
+            wr(d, vi, arg + 4, &port.to_le_bytes())?;
+            Ok(0)
+        }
+        EVTCHNOP_BIND_VIRQ => {
+            let b: [u8; 12] = rd(d, vi, arg)?;
+            let (virq, vcpu) = (u32_at(&b, 0), u32_at(&b, 4));
+            wr(d, vi, arg + 8, &[0; 4])?;
+            let bound = d
+                .vcpus
+                .get(vcpu as usize)
+                .and_then(|v| v.virq_port.get(virq as usize))
+                .is_some_and(|&p| p != 0);
+            let port = d.evtchn.bind_virq(virq, vcpu, nr_vcpus, bound)?;
+            if let Some(slot) = d
+                .vcpus
+                .get_mut(vcpu as usize)
+                .and_then(|v| v.virq_port.get_mut(virq as usize))
+            {
+                *slot = port;
+            }
+            wr(d, vi, arg + 8, &port.to_le_bytes())?;
+            Ok(0)
+        }
+        EVTCHNOP_BIND_IPI => {
+            let b: [u8; 8] = rd(d, vi, arg)?;
+            wr(d, vi, arg + 4, &[0; 4])?;
+            let port = d.evtchn.bind_ipi(u32_at(&b, 0), nr_vcpus)?;
+            wr(d, vi, arg + 4, &port.to_le_bytes())?;
+            Ok(0)
+        }
+        EVTCHNOP_BIND_INTERDOMAIN => {
+            let b: [u8; 12] = rd(d, vi, arg)?;
+            let (remote, rport) = (u16_at(&b, 0), u32_at(&b, 4));
+            let remote = if remote == xen_abi::xen::DOMID_SELF {
+                d.id
+            } else {
+                remote
+            };
+            if remote != d.id {
+                // Other domains arrive with the multi-domain work.
+                return Err(ESRCH);
+            }
+            wr(d, vi, arg + 8, &[0; 4])?;
+            let me = d.id;
+            let port = evtchn::bind_interdomain(&mut d.evtchn, me, None, remote, rport)?;
+            wr(d, vi, arg + 8, &port.to_le_bytes())?;
+            Ok(0)
+        }
+        EVTCHNOP_CLOSE => {
+            let b: [u8; 4] = rd(d, vi, arg)?;
+            let port = u32_at(&b, 0);
+            let me = d.id;
+            match evtchn::close_in(&mut d.evtchn, me, port, None)? {
+                evtchn::Closed::Virq { virq, vcpu } => {
+                    if let Some(slot) = d
+                        .vcpus
+                        .get_mut(vcpu as usize)
+                        .and_then(|v| v.virq_port.get_mut(virq as usize))
+                    {
+                        *slot = 0;
+                    }
+                }
+                evtchn::Closed::Plain => {}
+            }
+            SharedInfo::new(d.shared_info_mfn).clear_pending(port);
+            Ok(0)
+        }
+        EVTCHNOP_SEND => {
+            let b: [u8; 4] = rd(d, vi, arg)?;
+            match d.evtchn.send(d.id, u32_at(&b, 0))? {
+                Notify::None => {}
+                Notify::Port { dom, port, vcpu } => {
+                    if dom == d.id {
+                        let v = if vcpu == u32::MAX {
+                            d.evtchn.get(port).map(|c| c.vcpu).unwrap_or(0)
+                        } else {
+                            vcpu
+                        };
+                        set_pending(d, v, port);
+                    }
+                }
+            }
+            Ok(0)
+        }
+        EVTCHNOP_STATUS => {
+            let b: [u8; 24] = rd(d, vi, arg)?;
+            self_dom(d, u16_at(&b, 0))?;
+            let port = u32_at(&b, 4);
+            let ch = d.evtchn.status(port)?;
+            let (status, u0, u1) = match ch.state {
+                State::Free => (0u32, 0u32, 0u32),
+                State::Unbound { remote } => (1, u32::from(remote), 0),
+                State::Interdomain {
+                    remote,
+                    remote_port,
+                } => (2, u32::from(remote), remote_port),
+                State::Virq { virq } => (5, virq, 0),
+                State::Ipi => (6, 0, 0),
+            };
+            let mut out = b;
+            out[8..12].copy_from_slice(&status.to_le_bytes());
+            out[12..16].copy_from_slice(&ch.vcpu.to_le_bytes());
+            out[16..20].copy_from_slice(&u0.to_le_bytes());
+            out[20..24].copy_from_slice(&u1.to_le_bytes());
+            wr(d, vi, arg, &out)?;
+            Ok(0)
+        }
+        EVTCHNOP_UNMASK => {
+            let b: [u8; 4] = rd(d, vi, arg)?;
+            let port = u32_at(&b, 0);
+            let ch = d.evtchn.get(port).copied().ok_or(EINVAL)?;
+            if SharedInfo::new(d.shared_info_mfn).unmask(ch.vcpu, port) {
+                if let Some(v) = d.vcpus.get_mut(ch.vcpu as usize) {
+                    if v.state == RunState::Blocked {
+                        v.state = RunState::Runnable;
+                    }
+                }
+            }
+            Ok(0)
+        }
+        EVTCHNOP_BIND_VCPU => {
+            let b: [u8; 8] = rd(d, vi, arg)?;
+            d.evtchn.bind_vcpu(u32_at(&b, 0), u32_at(&b, 4), nr_vcpus)?;
+            Ok(0)
+        }
+        _ => Err(ENOSYS),
+    }
+}
+
+/// `SCHEDOP_poll`: block until one of the ports is pending or the timeout passes.
+pub fn sched_poll(d: &mut Domain, vi: usize, arg: u64) -> (Ret, After) {
+    let b: [u8; 24] = match rd(d, vi, arg) {
+        Ok(b) => b,
+        Err(e) => return (Ret::Err(e), After::Resume),
+    };
+    let ports_va = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    let nr = u32_at(&b, 8);
+    let timeout = u64::from_le_bytes([b[16], b[17], b[18], b[19], b[20], b[21], b[22], b[23]]);
+    if nr as usize > 8 {
+        return (Ret::Err(EINVAL), After::Resume);
+    }
+    let sh = SharedInfo::new(d.shared_info_mfn);
+    let mut ports = heapless::Vec::<u32, 8>::new();
+    for i in 0..u64::from(nr) {
+        let pb: [u8; 4] = match rd(d, vi, ports_va.wrapping_add(i * 4)) {
+            Ok(p) => p,
+            Err(e) => return (Ret::Err(e), After::Resume),
+        };
+        let port = u32_at(&pb, 0);
+        if port >= d.evtchn.limit() {
+            return (Ret::Err(EINVAL), After::Resume);
+        }
+        if sh.is_pending(port) {
+            return (Ret::Value(0), After::Resume);
+        }
+        let _ = ports.push(port);
+    }
+    if timeout != 0 && timeout <= now_ns() {
+        return (Ret::Value(0), After::Resume);
+    }
+    let Some(v) = d.vcpus.get_mut(vi) else {
+        return (Ret::Err(EINVAL), After::Resume);
+    };
+    v.poll_ports = ports;
+    v.poll_deadline = timeout;
+    if timeout != 0 {
+        crate::sched::timer_changed();
+    }
+    (Ret::Value(0), After::Block)
+}

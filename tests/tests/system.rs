@@ -1,0 +1,113 @@
+//! System tests: boot the real images under QEMU and read the serial console as a user
+//! would. They need `cargo xtask build` first, so a plain `cargo test` skips them
+//! (`#[ignore]`); `cargo xtask test` runs them with `--ignored`.
+
+use std::time::Duration;
+use tests::*;
+
+const BOOT: Duration = Duration::from_secs(60);
+
+/// The lines `hello` prints, in order, whatever hypervisor it runs on.
+const HELLO_LINES: &[&str] = &[
+    "hello: Hello from a PV guest",
+    "hello: hypervisor version 4.17",
+    "hello: memory 64 MiB",
+    "hello: time advanced by",
+    "hello: powering off",
+];
+
+fn boot_hello(cpus: u32) {
+    let args = hv_kernel_args(
+        cpus,
+        "console=com1 dom0_mem=64M loglvl=info",
+        &image("hello"),
+        "hello",
+        None,
+    );
+    let mut s = Session::start(&format!("hello-{cpus}cpu"), &args);
+    s.expect("Xen 4.17-compatible PV hypervisor", BOOT);
+    s.expect(&format!("smp: {cpus} CPUs online"), BOOT);
+    for line in HELLO_LINES {
+        s.expect(line, BOOT);
+    }
+    s.expect("hypervisor: dom0 halted: powering off", BOOT);
+    assert_eq!(
+        s.wait_exit(BOOT),
+        EXIT_POWEROFF,
+        "exit status should say poweroff"
+    );
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn hello_boots_as_dom0_multiboot1_one_cpu() {
+    boot_hello(1);
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn hello_boots_as_dom0_multiboot1_four_cpus() {
+    boot_hello(4);
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn hello_boots_from_grub_iso_multiboot2() {
+    for cpus in [1u32, 4] {
+        let args: Vec<String> = [
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-m",
+            "512",
+            "-smp",
+            &cpus.to_string(),
+            "-cdrom",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([image("hypervisor.iso").display().to_string()])
+        .collect();
+        let mut s = Session::start(&format!("grub-iso-{cpus}cpu"), &args);
+        s.expect("loader: Multiboot2", BOOT);
+        s.expect(&format!("smp: {cpus} CPUs online"), BOOT);
+        for line in HELLO_LINES {
+            s.expect(line, BOOT);
+        }
+        assert_eq!(s.wait_exit(BOOT), EXIT_POWEROFF);
+    }
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn a_kernel_without_xen_notes_is_refused() {
+    // The hypervisor image itself is an ELF file with no Xen notes.
+    let args = hv_kernel_args(1, "console=com1", &image("hypervisor"), "not-a-guest", None);
+    let mut s = Session::start("refuse-non-xen", &args);
+    s.expect("not a Xen PV kernel", BOOT);
+    assert_eq!(s.wait_exit(BOOT), EXIT_HV_FAILURE);
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn hello_prints_the_same_on_real_xen_4_17() {
+    let xen = image("xen-4.17");
+    let args: Vec<String> = [
+        "-accel", "tcg", "-cpu", "max", "-m", "512", "-smp", "1", "-kernel",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        xen.display().to_string(),
+        "-append".into(),
+        "console=com1 dom0_mem=64M".into(),
+        "-initrd".into(),
+        format!("{} hello", image("hello").display()),
+    ])
+    .collect();
+    let mut s = Session::start("hello-on-xen", &args);
+    for line in HELLO_LINES {
+        s.expect(line, BOOT);
+    }
+}
