@@ -9,3 +9,5 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 pub mod evtchn;
+pub mod frame;
+pub mod mm;
