@@ -42,9 +42,8 @@ pub struct Vcpu {
     pub state: RunState,
     /// Guest kernel mode (true) or guest user mode.
     pub kernel_mode: bool,
-    /// Machine frame of the kernel and user L4 tables (user 0 = none).
-    pub kernel_l4: u64,
-    pub user_l4: u64,
+    /// Kernel and user base pointers and LDT, changed only by `hv_core::mm::Mmu`.
+    pub mm: hv_core::mm::VcpuMm,
     /// `stack_switch`: the kernel stack used when an event arrives in user mode.
     pub kernel_ss: u64,
     pub kernel_sp: u64,
@@ -73,14 +72,23 @@ pub struct Vcpu {
 }
 
 impl Vcpu {
+    /// Machine frame of the kernel L4 (0 before the first base pointer).
+    pub fn kernel_l4(&self) -> u64 {
+        self.mm.kernel_l4().unwrap_or(0)
+    }
+
+    /// Machine frame of the user L4 (0 = none).
+    pub fn user_l4(&self) -> u64 {
+        self.mm.user_l4().unwrap_or(0)
+    }
+
     pub fn new(id: u32) -> Box<Vcpu> {
         Box::new(Vcpu {
             id,
             regs: Regs::default(),
             state: RunState::Down,
             kernel_mode: true,
-            kernel_l4: 0,
-            user_l4: 0,
+            mm: hv_core::mm::VcpuMm::new(),
             kernel_ss: 0,
             kernel_sp: 0,
             traps: [TrapInfo::default(); 256],

@@ -103,8 +103,10 @@ pub fn copy_to_guest(l4_mfn: u64, va: u64, data: &[u8]) -> Result<(), Errno> {
 /// them), with no padding the compiler could rely on.
 pub unsafe trait Pod: Copy + Default {}
 
-// SAFETY: all of these are #[repr(C)] structs of integers (xen-abi's rule).
+// SAFETY: all of these are integers or #[repr(C)] structs of integers (xen-abi's rule).
 unsafe impl Pod for u64 {}
+// SAFETY: as above.
+unsafe impl Pod for u32 {}
 // SAFETY: as above.
 unsafe impl Pod for xen_abi::mm::MmuUpdate {}
 // SAFETY: as above.

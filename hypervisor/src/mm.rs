@@ -3,8 +3,123 @@
 
 use crate::domain::Domain;
 use crate::hypercall::Ret;
+use crate::mem::phys_to_virt;
 use crate::pv::{self, After};
+use hv_core::frame::FrameInfo;
+use hv_core::mm::{Flush, MmuCtx, PhysMem, XEN_L4_SLOTS};
+use spin::Mutex;
 use xen_abi::errno::*;
+use xen_abi::mm::{MmuUpdate, MmuextOp};
+
+/// The host's frame table and MMU rules. Lock order: after `DOMAINS`.
+pub type HostMmu = hv_core::mm::Mmu<&'static mut [FrameInfo]>;
+pub static MMU: Mutex<Option<HostMmu>> = Mutex::new(None);
+
+/// Physical memory as `hv_core::mm` sees it: the direct map.
+pub struct HvMem;
+
+fn pte_ptr(mfn: u64, idx: usize) -> *mut u64 {
+    (phys_to_virt(mfn << 12) + (idx as u64 & 511) * 8) as *mut u64
+}
+
+impl PhysMem for HvMem {
+    fn read_pte(&self, mfn: u64, idx: usize) -> u64 {
+        // SAFETY: `hv_core::mm` only passes frames covered by the frame table (RAM below
+        // MAX_PHYS, in the direct map); one aligned volatile load.
+        unsafe { core::ptr::read_volatile(pte_ptr(mfn, idx)) }
+    }
+    fn write_pte(&mut self, mfn: u64, idx: usize, val: u64) {
+        // SAFETY: as `read_pte`; one aligned 8-byte store, never torn.
+        unsafe { core::ptr::write_volatile(pte_ptr(mfn, idx), val) }
+    }
+    fn zero_page(&mut self, mfn: u64) {
+        crate::mem::zero_frame(mfn);
+    }
+    fn copy_page(&mut self, dst: u64, src: u64) {
+        // SAFETY: both are frames of the frame table in the direct map, and distinct
+        // frames never overlap; `hv_core` checked the caller may read src / write dst.
+        unsafe { core::ptr::copy(phys_to_virt(src << 12) as *const u8, phys_to_virt(dst << 12) as *mut u8, 4096) }
+    }
+    fn set_m2p(&mut self, mfn: u64, pfn: u64) {
+        crate::paging::m2p_set(mfn, pfn);
+    }
+    fn flush_tlbs_all(&mut self) {
+        // Guests run on the boot CPU only for now, so a local flush covers every TLB
+        // that can hold a guest mapping.
+        flush_local();
+    }
+    fn frame_released(&mut self, mfn: u64) {
+        crate::paging::m2p_set(mfn, crate::paging::INVALID_M2P);
+        crate::mem::free_frame(mfn);
+    }
+}
+
+fn flush_local() {
+    // SAFETY: reloading CR3 with its own value only flushes non-global TLB entries.
+    unsafe { core::arch::asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack)) };
+}
+
+fn invlpg(va: u64) {
+    // SAFETY: invalidating a TLB entry has no memory effect.
+    unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack)) };
+}
+
+/// Perform a flush decision.
+pub fn perform(f: Flush) {
+    match f {
+        Flush::None => {}
+        Flush::Local | Flush::All => flush_local(),
+        Flush::PageLocal(va) | Flush::PageAll(va) => invlpg(va),
+        // SAFETY: wbinvd writes back caches; no memory-safety effect.
+        Flush::Cache => unsafe { core::arch::asm!("wbinvd", options(nostack)) },
+    }
+}
+
+/// Create the frame table for frames `0..=max_mfn`. Boot CPU, once, after `paging::init`.
+pub fn init(max_mfn: u64) -> Result<(), &'static str> {
+    let n = (max_mfn + 1) as usize;
+    let bytes = n * core::mem::size_of::<FrameInfo>();
+    let frames = bytes.div_ceil(4096);
+    let mfn = crate::mem::alloc_contiguous(frames, 1).ok_or("no memory for the frame table")?;
+    let base = phys_to_virt(mfn << 12) as *mut FrameInfo;
+    for i in 0..n {
+        // SAFETY: the frames were just allocated for the table and are large enough
+        // for `n` entries; each entry is initialised before the slice is made.
+        unsafe { base.add(i).write(FrameInfo::FREE) };
+    }
+    // SAFETY: `n` initialised entries in hypervisor-only memory, used from now on only
+    // through this slice (behind `MMU`); it lives for the rest of the hypervisor's life.
+    let table: &'static mut [FrameInfo] = unsafe { core::slice::from_raw_parts_mut(base, n) };
+    let mut xen = [0u64; XEN_L4_SLOTS];
+    let master = crate::paging::master_l4();
+    for (i, e) in xen.iter_mut().enumerate() {
+        *e = HvMem.read_pte(master, xen_abi::mm::HYPERVISOR_L4_FIRST + i);
+    }
+    *MMU.lock() = Some(hv_core::mm::Mmu::new(table, xen));
+    Ok(())
+}
+
+/// Run `f` on the host MMU.
+pub fn with_mmu<R>(f: impl FnOnce(&mut HostMmu) -> R) -> Option<R> {
+    MMU.lock().as_mut().map(f)
+}
+
+/// The domain the `foreigndom` argument names, for a caller `d` (only itself for now).
+fn foreign(d: &Domain, foreigndom: u64) -> Result<u16, Errno> {
+    let f = foreigndom as u16;
+    if f == xen_abi::xen::DOMID_SELF || f == d.id {
+        Ok(d.id)
+    } else if d.privileged {
+        Err(ESRCH)
+    } else {
+        Err(EPERM)
+    }
+}
+
+/// How many requests one `mmu_update`/`mmuext_op` call handles before a continuation.
+const BATCH: u64 = 512;
+/// Xen's `MMU_UPDATE_PREEMPTED`: marks `count` in a continuation.
+const PREEMPTED: u64 = 1 << 62;
 
 /// Where the read-only M2P table is in every guest (`MACH2PHYS_VIRT_START`).
 pub const M2P_VIRT: u64 = xen_abi::mm::MACH2PHYS_VIRT_START;
@@ -81,14 +196,92 @@ pub fn memory_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
     }
 }
 
-pub fn mmu_update(_d: &mut Domain, _vi: usize, _a: [u64; 5]) -> (Ret, After) {
-    (Ret::Err(ENOSYS), After::Resume)
+/// Shared loop of `mmu_update` and `mmuext_op`: `(reqs, count, done_ptr, foreigndom)`.
+fn batch<T: crate::guest_mem::Pod>(
+    d: &mut Domain,
+    vi: usize,
+    a: [u64; 5],
+    size: u64,
+    mut one: impl FnMut(&mut HostMmu, &mut Domain, MmuCtx, &T) -> Result<Flush, Errno>,
+) -> Ret {
+    let (reqs, count, done_ptr) = (a[0], a[1] & !PREEMPTED, a[2]);
+    let Some(v) = d.vcpus.get(vi) else { return Ret::Err(EINVAL) };
+    let l4 = pv::current_l4(v);
+    let ctx = match foreign(d, a[3]) {
+        Ok(pg) => MmuCtx { caller: d.id, pt_owner: d.id, pg_owner: pg },
+        Err(e) => return Ret::Err(e),
+    };
+    let mut flush = Flush::None;
+    let mut done = 0u64;
+    let mut result = Ok(());
+    {
+        let mut guard = MMU.lock();
+        let Some(mmu) = guard.as_mut() else { return Ret::Err(ENOSYS) };
+        while done < count.min(BATCH) {
+            let req: T = match crate::guest_mem::read(l4, reqs.wrapping_add(done * size)) {
+                Ok(r) => r,
+                Err(_) => {
+                    result = Err(EFAULT);
+                    break;
+                }
+            };
+            match one(mmu, d, ctx, &req) {
+                Ok(f) => flush = flush.merge(f),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            done += 1;
+        }
+    }
+    perform(flush);
+    if let Some(v) = d.vcpus.get(vi) {
+        if done_ptr != 0 {
+            // Xen adds to *done across continuations; we report this call's progress.
+            let prev: u64 = if a[1] & PREEMPTED != 0 { crate::guest_mem::read::<u32>(pv::current_l4(v), done_ptr).map(u64::from).unwrap_or(0) } else { 0 };
+            if crate::guest_mem::copy_to_guest(pv::current_l4(v), done_ptr, &((prev + done) as u32).to_le_bytes()).is_err() {
+                return Ret::Err(EFAULT);
+            }
+        }
+    }
+    match result {
+        Err(e) => Ret::Err(e),
+        Ok(()) if done < count => Ret::Continue([reqs + done * size, (count - done) | PREEMPTED, done_ptr, a[3], a[4]]),
+        Ok(()) => Ret::Value(0),
+    }
 }
 
-pub fn mmuext_op(_d: &mut Domain, _vi: usize, _a: [u64; 5]) -> (Ret, After) {
-    (Ret::Err(ENOSYS), After::Resume)
+/// `mmu_update(reqs, count, done, foreigndom)`.
+pub fn mmu_update(d: &mut Domain, vi: usize, a: [u64; 5]) -> (Ret, After) {
+    let r = batch::<MmuUpdate>(d, vi, a, 16, |mmu, _d, ctx, req| mmu.mmu_update(&mut HvMem, ctx, req));
+    (r, After::Resume)
 }
 
-pub fn update_va_mapping(_d: &mut Domain, _vi: usize, _a: [u64; 5]) -> (Ret, After) {
-    (Ret::Err(ENOSYS), After::Resume)
+/// `mmuext_op(ops, count, done, foreigndom)`.
+pub fn mmuext_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> (Ret, After) {
+    let r = batch::<MmuextOp>(d, vi, a, 24, |mmu, d, ctx, op| {
+        let v = d.vcpus.get_mut(vi).ok_or(EINVAL)?;
+        let f = mmu.mmuext_op(&mut HvMem, ctx, &mut v.mm, op)?;
+        if matches!(op.cmd, xen_abi::mm::MMUEXT_NEW_BASEPTR | xen_abi::mm::MMUEXT_NEW_USER_BASEPTR) {
+            // The base pointer of the current mode may have changed: reload it.
+            pv::load_mode(v);
+        }
+        Ok(f)
+    });
+    (r, After::Resume)
+}
+
+/// `update_va_mapping(va, val, flags)`.
+pub fn update_va_mapping(d: &mut Domain, vi: usize, a: [u64; 5]) -> (Ret, After) {
+    let Some(v) = d.vcpus.get(vi) else { return (Ret::Err(EINVAL), After::Stopped) };
+    let r = with_mmu(|mmu| mmu.update_va_mapping(&mut HvMem, d.id, &v.mm, a[0], a[1], a[2]));
+    match r {
+        Some(Ok(f)) => {
+            perform(f);
+            (Ret::Value(0), After::Resume)
+        }
+        Some(Err(e)) => (Ret::Err(e), After::Resume),
+        None => (Ret::Err(ENOSYS), After::Resume),
+    }
 }

@@ -11,7 +11,7 @@
 use crate::mem::{self, phys_to_virt};
 use core::sync::atomic::{AtomicU64, Ordering};
 use xen_abi::mm::{
-    HYPERVISOR_L4_FIRST, HYPERVISOR_L4_LAST, PTE_PRESENT, PTE_PSE, PTE_RW, PTE_USER,
+    HYPERVISOR_L4_FIRST, HYPERVISOR_L4_LAST, PTE_PRESENT, PTE_PSE, PTE_USER,
 };
 
 /// Frame of the master L4 (0 until `init`).
@@ -93,8 +93,12 @@ pub fn init(max_mfn: u64) -> Result<(), &'static str> {
     M2P_BASE.store(base << 12, Ordering::Release);
     M2P_ENTRIES.store(entries, Ordering::Release);
     MASTER_L4.store(master, Ordering::Release);
-    let _ = PTE_RW;
     Ok(())
+}
+
+/// The master L4's frame.
+pub fn master_l4() -> u64 {
+    MASTER_L4.load(Ordering::Acquire)
 }
 
 /// Copy the hypervisor's slots 256..271 into the guest L4 `l4_mfn`.

@@ -47,9 +47,9 @@ pub enum After {
 /// The address space the vCPU is in now.
 pub fn current_l4(v: &Vcpu) -> u64 {
     if v.kernel_mode {
-        v.kernel_l4
+        v.kernel_l4()
     } else {
-        v.user_l4
+        v.user_l4()
     }
 }
 
@@ -146,7 +146,7 @@ pub fn bounce(
     for (i, w) in frame[..n].iter().enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
     }
-    if guest_mem::copy_to_guest(v.kernel_l4, base, &bytes[..n * 8]).is_err() {
+    if guest_mem::copy_to_guest(v.kernel_l4(), base, &bytes[..n * 8]).is_err() {
         return Err(());
     }
     regs.rflags &= !(EFLAGS_AC | EFLAGS_VM | EFLAGS_RF | EFLAGS_NT | EFLAGS_TF);
@@ -189,7 +189,7 @@ fn do_iret(d: &mut Domain, vi: usize, regs: &mut Regs) -> Result<u64, ()> {
     let (rax, r11, rcx, flags, rip, cs, rflags, rsp, ss) =
         (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7), w(8));
     if cs & 3 == 3 && v.kernel_mode {
-        if v.user_l4 == 0 {
+        if v.user_l4() == 0 {
             return Err(());
         }
         toggle_guest_mode(v);
