@@ -38,7 +38,13 @@ impl PhysMem for HvMem {
     fn copy_page(&mut self, dst: u64, src: u64) {
         // SAFETY: both are frames of the frame table in the direct map, and distinct
         // frames never overlap; `hv_core` checked the caller may read src / write dst.
-        unsafe { core::ptr::copy(phys_to_virt(src << 12) as *const u8, phys_to_virt(dst << 12) as *mut u8, 4096) }
+        unsafe {
+            core::ptr::copy(
+                phys_to_virt(src << 12) as *const u8,
+                phys_to_virt(dst << 12) as *mut u8,
+                4096,
+            )
+        }
     }
     fn set_m2p(&mut self, mfn: u64, pfn: u64) {
         crate::paging::m2p_set(mfn, pfn);
@@ -205,10 +211,16 @@ fn batch<T: crate::guest_mem::Pod>(
     mut one: impl FnMut(&mut HostMmu, &mut Domain, MmuCtx, &T) -> Result<Flush, Errno>,
 ) -> Ret {
     let (reqs, count, done_ptr) = (a[0], a[1] & !PREEMPTED, a[2]);
-    let Some(v) = d.vcpus.get(vi) else { return Ret::Err(EINVAL) };
+    let Some(v) = d.vcpus.get(vi) else {
+        return Ret::Err(EINVAL);
+    };
     let l4 = pv::current_l4(v);
     let ctx = match foreign(d, a[3]) {
-        Ok(pg) => MmuCtx { caller: d.id, pt_owner: d.id, pg_owner: pg },
+        Ok(pg) => MmuCtx {
+            caller: d.id,
+            pt_owner: d.id,
+            pg_owner: pg,
+        },
         Err(e) => return Ret::Err(e),
     };
     let mut flush = Flush::None;
@@ -216,7 +228,9 @@ fn batch<T: crate::guest_mem::Pod>(
     let mut result = Ok(());
     {
         let mut guard = MMU.lock();
-        let Some(mmu) = guard.as_mut() else { return Ret::Err(ENOSYS) };
+        let Some(mmu) = guard.as_mut() else {
+            return Ret::Err(ENOSYS);
+        };
         while done < count.min(BATCH) {
             let req: T = match crate::guest_mem::read(l4, reqs.wrapping_add(done * size)) {
                 Ok(r) => r,
@@ -239,22 +253,42 @@ fn batch<T: crate::guest_mem::Pod>(
     if let Some(v) = d.vcpus.get(vi) {
         if done_ptr != 0 {
             // Xen adds to *done across continuations; we report this call's progress.
-            let prev: u64 = if a[1] & PREEMPTED != 0 { crate::guest_mem::read::<u32>(pv::current_l4(v), done_ptr).map(u64::from).unwrap_or(0) } else { 0 };
-            if crate::guest_mem::copy_to_guest(pv::current_l4(v), done_ptr, &((prev + done) as u32).to_le_bytes()).is_err() {
+            let prev: u64 = if a[1] & PREEMPTED != 0 {
+                crate::guest_mem::read::<u32>(pv::current_l4(v), done_ptr)
+                    .map(u64::from)
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            if crate::guest_mem::copy_to_guest(
+                pv::current_l4(v),
+                done_ptr,
+                &((prev + done) as u32).to_le_bytes(),
+            )
+            .is_err()
+            {
                 return Ret::Err(EFAULT);
             }
         }
     }
     match result {
         Err(e) => Ret::Err(e),
-        Ok(()) if done < count => Ret::Continue([reqs + done * size, (count - done) | PREEMPTED, done_ptr, a[3], a[4]]),
+        Ok(()) if done < count => Ret::Continue([
+            reqs + done * size,
+            (count - done) | PREEMPTED,
+            done_ptr,
+            a[3],
+            a[4],
+        ]),
         Ok(()) => Ret::Value(0),
     }
 }
 
 /// `mmu_update(reqs, count, done, foreigndom)`.
 pub fn mmu_update(d: &mut Domain, vi: usize, a: [u64; 5]) -> (Ret, After) {
-    let r = batch::<MmuUpdate>(d, vi, a, 16, |mmu, _d, ctx, req| mmu.mmu_update(&mut HvMem, ctx, req));
+    let r = batch::<MmuUpdate>(d, vi, a, 16, |mmu, _d, ctx, req| {
+        mmu.mmu_update(&mut HvMem, ctx, req)
+    });
     (r, After::Resume)
 }
 
@@ -263,7 +297,10 @@ pub fn mmuext_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> (Ret, After) {
     let r = batch::<MmuextOp>(d, vi, a, 24, |mmu, d, ctx, op| {
         let v = d.vcpus.get_mut(vi).ok_or(EINVAL)?;
         let f = mmu.mmuext_op(&mut HvMem, ctx, &mut v.mm, op)?;
-        if matches!(op.cmd, xen_abi::mm::MMUEXT_NEW_BASEPTR | xen_abi::mm::MMUEXT_NEW_USER_BASEPTR) {
+        if matches!(
+            op.cmd,
+            xen_abi::mm::MMUEXT_NEW_BASEPTR | xen_abi::mm::MMUEXT_NEW_USER_BASEPTR
+        ) {
             // The base pointer of the current mode may have changed: reload it.
             pv::load_mode(v);
         }
@@ -274,7 +311,9 @@ pub fn mmuext_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> (Ret, After) {
 
 /// `update_va_mapping(va, val, flags)`.
 pub fn update_va_mapping(d: &mut Domain, vi: usize, a: [u64; 5]) -> (Ret, After) {
-    let Some(v) = d.vcpus.get(vi) else { return (Ret::Err(EINVAL), After::Stopped) };
+    let Some(v) = d.vcpus.get(vi) else {
+        return (Ret::Err(EINVAL), After::Stopped);
+    };
     let r = with_mmu(|mmu| mmu.update_va_mapping(&mut HvMem, d.id, &v.mm, a[0], a[1], a[2]));
     match r {
         Some(Ok(f)) => {

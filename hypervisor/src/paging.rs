@@ -10,9 +10,7 @@
 
 use crate::mem::{self, phys_to_virt};
 use core::sync::atomic::{AtomicU64, Ordering};
-use xen_abi::mm::{
-    HYPERVISOR_L4_FIRST, HYPERVISOR_L4_LAST, PTE_PRESENT, PTE_PSE, PTE_USER,
-};
+use xen_abi::mm::{HYPERVISOR_L4_FIRST, HYPERVISOR_L4_LAST, PTE_PRESENT, PTE_PSE, PTE_USER};
 
 /// Frame of the master L4 (0 until `init`).
 static MASTER_L4: AtomicU64 = AtomicU64::new(0);

@@ -78,6 +78,18 @@ pub fn start(magic: u32, info: u32) -> ! {
         total / 256,
         free / 256
     );
+    let max_mfn = bi
+        .memory
+        .iter()
+        .filter(|r| r.kind == multiboot::MEM_AVAILABLE)
+        .map(|r| (r.start.saturating_add(r.len).min(mem::MAX_PHYS) / 4096).saturating_sub(1))
+        .max()
+        .unwrap_or(0);
+    if let Err(e) = crate::paging::init(max_mfn).and_then(|()| crate::mm::init(max_mfn)) {
+        crate::println!("hypervisor: cannot boot: {e}");
+        power::off(power::Reason::HypervisorFailure);
+    }
+    info!("frame table and M2P for {} frames", max_mfn + 1);
 
     arch::entry::init_idt();
     crate::smp::init_boot_cpu();
