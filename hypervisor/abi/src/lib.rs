@@ -10,6 +10,20 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod callback;
+pub mod console;
+pub mod elfnote;
 pub mod errno;
+pub mod event_channel;
+pub mod grant_table;
 pub mod hypercall;
+pub mod memory;
 pub mod mm;
+pub mod physdev;
+pub mod sched;
+pub mod vcpu;
+pub mod version;
+pub mod xen;
+
+pub use errno::Errno;
+pub use xen::DomId;

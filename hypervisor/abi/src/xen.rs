@@ -349,7 +349,9 @@ pub struct TrapInfo {
     /// Exception vector.
     pub vector: u8,
     /// Bits 0..1: privilege level allowed to raise it with `int n` (DPL);
-    /// bit 2 (`TI_IF`): leave events enabled on entry (clear = mask events).
+    /// bit 2 (`TI_IF`): mask events on entry, like an interrupt gate clearing IF
+    /// (xen.h: "clear event enable?"). The `iret` hypercall restores the mask from the
+    /// frame's `rflags.IF`.
     pub flags: u8,
     /// Code selector (`FLAT_KERNEL_CS`).
     pub cs: u16,
@@ -361,7 +363,7 @@ const _: () = assert!(core::mem::size_of::<TrapInfo>() == 16);
 
 /// `TrapInfo.flags` DPL mask (`TI_GET_DPL`).
 pub const TI_DPL_MASK: u8 = 3;
-/// `TrapInfo.flags` bit: event delivery stays enabled in the handler (`TI_SET_IF`).
+/// `TrapInfo.flags` bit (`TI_SET_IF`): set `evtchn_upcall_mask` when delivering the trap.
 pub const TI_IF: u8 = 4;
 
 /// `VGCF_in_syscall` (x86_64): the `iret` hypercall returns as from a `syscall`.

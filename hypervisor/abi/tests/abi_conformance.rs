@@ -1,0 +1,793 @@
+//! ABI conformance: every `xen-abi` struct and constant against Xen's own C headers.
+//!
+//! The test writes a C program that includes the `libxen-dev` headers and prints
+//! `sizeof`/`offsetof` (and field sizes) of each struct in [`structs`], and the value of
+//! each constant in [`constants`]; it compiles it with `cc`, runs it and compares every
+//! line with Rust's `size_of`/`offset_of!`. The headers are the oracle.
+//!
+//! Adding a struct is one line in `structs()`: `s!(RustType => "struct c_name" { a, b,
+//! c_named_differently => "c.path" })`. Adding a constant is one line in `constants()`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::mem::{offset_of, size_of};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use xen_abi::*;
+
+/// One field to check: Rust name, C member designator, Rust offset and size.
+struct Field {
+    rust: &'static str,
+    c: &'static str,
+    offset: usize,
+    size: usize,
+}
+
+/// One struct to check.
+struct Struct {
+    rust: &'static str,
+    c: &'static str,
+    size: usize,
+    fields: Vec<Field>,
+}
+
+/// Size of the field a projection closure points at.
+fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
+    size_of::<F>()
+}
+
+macro_rules! cname {
+    ($f:ident) => {
+        stringify!($f)
+    };
+    ($f:ident $c:literal) => {
+        $c
+    };
+}
+
+/// `s!(Rust => "struct c" { field, field => "c.member", ... })`.
+macro_rules! s {
+    ($rt:ty => $ct:literal { $($f:ident $(=> $cf:literal)?),* $(,)? }) => {
+        Struct {
+            rust: stringify!($rt),
+            c: $ct,
+            size: size_of::<$rt>(),
+            fields: vec![$(Field {
+                rust: stringify!($f),
+                c: cname!($f $($cf)?),
+                offset: offset_of!($rt, $f),
+                size: field_size::<$rt, _>(|x: &$rt| &x.$f),
+            }),*],
+        }
+    };
+}
+
+/// Every struct `xen-abi` defines that has a counterpart in the headers.
+fn structs() -> Vec<Struct> {
+    use callback::*;
+    use console::*;
+    use event_channel::*;
+    use grant_table::*;
+    use memory::*;
+    use mm::*;
+    use physdev::*;
+    use sched::*;
+    use vcpu::*;
+    use version::*;
+    use xen::*;
+    vec![
+        // xen.h / arch-x86
+        s!(StartInfo => "struct start_info" { magic, nr_pages, shared_info, flags, store_mfn,
+            store_evtchn, console_mfn => "console.domU.mfn",
+            console_evtchn => "console.domU.evtchn", pt_base, nr_pt_frames, mfn_list,
+            mod_start, mod_len, cmd_line, first_p2m_pfn, nr_p2m_frames }),
+        s!(XenMultibootModList => "struct xen_multiboot_mod_list" { mod_start, mod_end, cmdline, pad }),
+        s!(VcpuTimeInfo => "struct vcpu_time_info" { version, pad0, tsc_timestamp, system_time,
+            tsc_to_system_mul, tsc_shift, flags, pad1 }),
+        s!(ArchVcpuInfo => "struct arch_vcpu_info" { cr2, pad }),
+        s!(VcpuInfo => "struct vcpu_info" { evtchn_upcall_pending, evtchn_upcall_mask,
+            evtchn_pending_sel, arch, time }),
+        s!(ArchSharedInfo => "struct arch_shared_info" { max_pfn, pfn_to_mfn_frame_list_list,
+            nmi_reason, p2m_cr3, p2m_vaddr, p2m_generation }),
+        s!(SharedInfo => "struct shared_info" { vcpu_info, evtchn_pending, evtchn_mask,
+            wc_version, wc_sec, wc_nsec, wc_sec_hi, arch }),
+        s!(TrapInfo => "struct trap_info" { vector, flags, cs, address }),
+        s!(IretContext => "struct iret_context" { rax, r11, rcx, flags, rip, cs, rflags, rsp, ss }),
+        s!(CpuUserRegs => "struct cpu_user_regs" { r15, r14, r13, r12, rbp, rbx, r11, r10, r9,
+            r8, rax, rcx, rdx, rsi, rdi, error_code, entry_vector, rip, cs, saved_upcall_mask,
+            rflags, rsp, ss, es, ds, fs, gs }),
+        s!(VcpuGuestContext => "struct vcpu_guest_context" { fpu_ctxt, flags, user_regs,
+            trap_ctxt, ldt_base, ldt_ents, gdt_frames, gdt_ents, kernel_ss, kernel_sp, ctrlreg,
+            debugreg, event_callback_eip, failsafe_callback_eip, syscall_callback_eip,
+            vm_assist, fs_base, gs_base_kernel, gs_base_user }),
+        s!(MulticallEntry => "struct multicall_entry" { op, result, args }),
+        s!(MmuUpdate => "struct mmu_update" { ptr, val }),
+        s!(MmuextOp => "struct mmuext_op" { cmd, arg1 => "arg1.mfn", arg2 => "arg2.src_mfn" }),
+        // callback.h
+        s!(CallbackRegister => "struct callback_register" { type_ => "type", flags, address }),
+        s!(CallbackUnregister => "struct callback_unregister" { type_ => "type", _unused }),
+        // sched.h
+        s!(SchedShutdown => "struct sched_shutdown" { reason }),
+        s!(SchedPoll => "struct sched_poll" { ports => "ports.p", nr_ports, timeout }),
+        s!(SchedRemoteShutdown => "struct sched_remote_shutdown" { domain_id, reason }),
+        s!(SchedWatchdog => "struct sched_watchdog" { id, timeout }),
+        // io/console.h
+        s!(XenconsInterface => "struct xencons_interface" { in_ => "in", out, in_cons, in_prod,
+            out_cons, out_prod }),
+        // event_channel.h
+        s!(EvtchnAllocUnbound => "struct evtchn_alloc_unbound" { dom, remote_dom, port }),
+        s!(EvtchnBindInterdomain => "struct evtchn_bind_interdomain" { remote_dom, remote_port,
+            local_port }),
+        s!(EvtchnBindVirq => "struct evtchn_bind_virq" { virq, vcpu, port }),
+        s!(EvtchnBindPirq => "struct evtchn_bind_pirq" { pirq, flags, port }),
+        s!(EvtchnBindIpi => "struct evtchn_bind_ipi" { vcpu, port }),
+        s!(EvtchnClose => "struct evtchn_close" { port }),
+        s!(EvtchnSend => "struct evtchn_send" { port }),
+        s!(EvtchnStatus => "struct evtchn_status" { dom, port, status, vcpu,
+            u0 => "u.virq", u1 => "u.interdomain.port" }),
+        s!(EvtchnBindVcpu => "struct evtchn_bind_vcpu" { port, vcpu }),
+        s!(EvtchnUnmask => "struct evtchn_unmask" { port }),
+        s!(EvtchnReset => "struct evtchn_reset" { dom }),
+        s!(EvtchnOp => "struct evtchn_op" { cmd, u }),
+        // version.h
+        s!(XenCompileInfo => "struct xen_compile_info" { compiler, compile_by, compile_domain,
+            compile_date }),
+        s!(XenPlatformParameters => "struct xen_platform_parameters" { virt_start }),
+        s!(XenFeatureInfo => "struct xen_feature_info" { submap_idx, submap }),
+        // vcpu.h
+        s!(VcpuRunstateInfo => "struct vcpu_runstate_info" { state, state_entry_time, time }),
+        s!(VcpuRegisterRunstateMemoryArea => "struct vcpu_register_runstate_memory_area" {
+            addr => "addr.p" }),
+        s!(VcpuSetPeriodicTimer => "struct vcpu_set_periodic_timer" { period_ns }),
+        s!(VcpuSetSingleshotTimer => "struct vcpu_set_singleshot_timer" { timeout_abs_ns, flags }),
+        s!(VcpuRegisterVcpuInfo => "struct vcpu_register_vcpu_info" { mfn, offset, rsvd }),
+        s!(VcpuGetPhysid => "struct vcpu_get_physid" { phys_id }),
+        s!(VcpuRegisterTimeMemoryArea => "struct vcpu_register_time_memory_area" {
+            addr => "addr.p" }),
+        // physdev.h
+        s!(PhysdevSetIopl => "struct physdev_set_iopl" { iopl }),
+        s!(PhysdevSetIobitmap => "struct physdev_set_iobitmap" { bitmap => "bitmap.p", nr_ports }),
+        s!(PhysdevEoi => "struct physdev_eoi" { irq }),
+        s!(PhysdevIrqStatusQuery => "struct physdev_irq_status_query" { irq, flags }),
+        s!(PhysdevMapPirq => "struct physdev_map_pirq" { domid, type_ => "type", index, pirq,
+            bus, devfn, entry_nr, table_base }),
+        s!(PhysdevUnmapPirq => "struct physdev_unmap_pirq" { domid, pirq }),
+        // memory.h
+        s!(XenMemoryReservation => "struct xen_memory_reservation" {
+            extent_start => "extent_start.p", nr_extents, extent_order, mem_flags, domid }),
+        s!(XenMemoryExchange => "struct xen_memory_exchange" { in_ => "in", out, nr_exchanged }),
+        s!(XenMachphysMfnList => "struct xen_machphys_mfn_list" { max_extents,
+            extent_start => "extent_start.p", nr_extents }),
+        s!(XenMachphysMapping => "struct xen_machphys_mapping" { v_start, v_end, max_mfn }),
+        s!(XenAddToPhysmap => "struct xen_add_to_physmap" { domid, size, space, idx, gpfn }),
+        s!(XenRemoveFromPhysmap => "struct xen_remove_from_physmap" { domid, gpfn }),
+        s!(XenMemoryMap => "struct xen_memory_map" { nr_entries, buffer => "buffer.p" }),
+        s!(XenForeignMemoryMap => "struct xen_foreign_memory_map" { domid, map }),
+        // grant_table.h
+        s!(GrantEntryV1 => "struct grant_entry_v1" { flags, domid, frame }),
+        s!(GnttabMapGrantRef => "struct gnttab_map_grant_ref" { host_addr, flags,
+            ref_ => "ref", dom, status, handle, dev_bus_addr }),
+        s!(GnttabUnmapGrantRef => "struct gnttab_unmap_grant_ref" { host_addr, dev_bus_addr,
+            handle, status }),
+        s!(GnttabSetupTable => "struct gnttab_setup_table" { dom, nr_frames, status,
+            frame_list => "frame_list.p" }),
+        s!(GnttabDumpTable => "struct gnttab_dump_table" { dom, status }),
+        s!(GnttabTransfer => "struct gnttab_transfer" { mfn, domid, ref_ => "ref", status }),
+        s!(GnttabCopyPtr => "struct gnttab_copy_ptr" { u => "u.gmfn", domid, offset }),
+        s!(GnttabCopy => "struct gnttab_copy" { source, dest, len, flags, status }),
+        s!(GnttabQuerySize => "struct gnttab_query_size" { dom, nr_frames, max_nr_frames, status }),
+        s!(GnttabUnmapAndReplace => "struct gnttab_unmap_and_replace" { host_addr, new_addr,
+            handle, status }),
+        s!(GnttabSetVersion => "struct gnttab_set_version" { version }),
+        s!(GnttabGetVersion => "struct gnttab_get_version" { dom, pad, version }),
+    ]
+}
+
+/// `k!(C_NAME = rust::VALUE)`: a constant the headers define.
+macro_rules! k {
+    ($c:ident = $r:expr) => {
+        (stringify!($c), ($r) as i128)
+    };
+}
+
+/// Constants, by their C name, with the Rust value.
+fn constants() -> Vec<(&'static str, i128)> {
+    use xen_abi::hypercall as h;
+    use xen_abi::{
+        callback::*, console::*, elfnote::*, event_channel::*, grant_table::*, memory::*, mm::*,
+        physdev::*, sched::*, vcpu::*, version::*, xen::*,
+    };
+    vec![
+        // hypercall numbers
+        k!(__HYPERVISOR_set_trap_table = h::SET_TRAP_TABLE),
+        k!(__HYPERVISOR_mmu_update = h::MMU_UPDATE),
+        k!(__HYPERVISOR_set_gdt = h::SET_GDT),
+        k!(__HYPERVISOR_stack_switch = h::STACK_SWITCH),
+        k!(__HYPERVISOR_set_callbacks = h::SET_CALLBACKS),
+        k!(__HYPERVISOR_fpu_taskswitch = h::FPU_TASKSWITCH),
+        k!(__HYPERVISOR_sched_op_compat = h::SCHED_OP_COMPAT),
+        k!(__HYPERVISOR_platform_op = h::PLATFORM_OP),
+        k!(__HYPERVISOR_set_debugreg = h::SET_DEBUGREG),
+        k!(__HYPERVISOR_get_debugreg = h::GET_DEBUGREG),
+        k!(__HYPERVISOR_update_descriptor = h::UPDATE_DESCRIPTOR),
+        k!(__HYPERVISOR_memory_op = h::MEMORY_OP),
+        k!(__HYPERVISOR_multicall = h::MULTICALL),
+        k!(__HYPERVISOR_update_va_mapping = h::UPDATE_VA_MAPPING),
+        k!(__HYPERVISOR_set_timer_op = h::SET_TIMER_OP),
+        k!(__HYPERVISOR_event_channel_op_compat = h::EVENT_CHANNEL_OP_COMPAT),
+        k!(__HYPERVISOR_xen_version = h::XEN_VERSION),
+        k!(__HYPERVISOR_console_io = h::CONSOLE_IO),
+        k!(__HYPERVISOR_physdev_op_compat = h::PHYSDEV_OP_COMPAT),
+        k!(__HYPERVISOR_grant_table_op = h::GRANT_TABLE_OP),
+        k!(__HYPERVISOR_vm_assist = h::VM_ASSIST),
+        k!(__HYPERVISOR_update_va_mapping_otherdomain = h::UPDATE_VA_MAPPING_OTHERDOMAIN),
+        k!(__HYPERVISOR_iret = h::IRET),
+        k!(__HYPERVISOR_vcpu_op = h::VCPU_OP),
+        k!(__HYPERVISOR_set_segment_base = h::SET_SEGMENT_BASE),
+        k!(__HYPERVISOR_mmuext_op = h::MMUEXT_OP),
+        k!(__HYPERVISOR_xsm_op = h::XSM_OP),
+        k!(__HYPERVISOR_nmi_op = h::NMI_OP),
+        k!(__HYPERVISOR_sched_op = h::SCHED_OP),
+        k!(__HYPERVISOR_callback_op = h::CALLBACK_OP),
+        k!(__HYPERVISOR_xenoprof_op = h::XENOPROF_OP),
+        k!(__HYPERVISOR_event_channel_op = h::EVENT_CHANNEL_OP),
+        k!(__HYPERVISOR_physdev_op = h::PHYSDEV_OP),
+        k!(__HYPERVISOR_hvm_op = h::HVM_OP),
+        k!(__HYPERVISOR_sysctl = h::SYSCTL),
+        k!(__HYPERVISOR_domctl = h::DOMCTL),
+        k!(__HYPERVISOR_kexec_op = h::KEXEC_OP),
+        k!(__HYPERVISOR_tmem_op = h::TMEM_OP),
+        k!(__HYPERVISOR_argo_op = h::ARGO_OP),
+        k!(__HYPERVISOR_xenpmu_op = h::XENPMU_OP),
+        k!(__HYPERVISOR_dm_op = h::DM_OP),
+        k!(__HYPERVISOR_hypfs_op = h::HYPFS_OP),
+        // mm
+        k!(MMU_NORMAL_PT_UPDATE = MMU_NORMAL_PT_UPDATE),
+        k!(MMU_MACHPHYS_UPDATE = MMU_MACHPHYS_UPDATE),
+        k!(MMU_PT_UPDATE_PRESERVE_AD = MMU_PT_UPDATE_PRESERVE_AD),
+        k!(MMU_PT_UPDATE_NO_TRANSLATE = MMU_PT_UPDATE_NO_TRANSLATE),
+        k!(MMUEXT_PIN_L1_TABLE = MMUEXT_PIN_L1_TABLE),
+        k!(MMUEXT_PIN_L4_TABLE = MMUEXT_PIN_L4_TABLE),
+        k!(MMUEXT_UNPIN_TABLE = MMUEXT_UNPIN_TABLE),
+        k!(MMUEXT_NEW_BASEPTR = MMUEXT_NEW_BASEPTR),
+        k!(MMUEXT_TLB_FLUSH_LOCAL = MMUEXT_TLB_FLUSH_LOCAL),
+        k!(MMUEXT_INVLPG_LOCAL = MMUEXT_INVLPG_LOCAL),
+        k!(MMUEXT_TLB_FLUSH_MULTI = MMUEXT_TLB_FLUSH_MULTI),
+        k!(MMUEXT_INVLPG_MULTI = MMUEXT_INVLPG_MULTI),
+        k!(MMUEXT_TLB_FLUSH_ALL = MMUEXT_TLB_FLUSH_ALL),
+        k!(MMUEXT_INVLPG_ALL = MMUEXT_INVLPG_ALL),
+        k!(MMUEXT_FLUSH_CACHE = MMUEXT_FLUSH_CACHE),
+        k!(MMUEXT_SET_LDT = MMUEXT_SET_LDT),
+        k!(MMUEXT_NEW_USER_BASEPTR = MMUEXT_NEW_USER_BASEPTR),
+        k!(MMUEXT_CLEAR_PAGE = MMUEXT_CLEAR_PAGE),
+        k!(MMUEXT_COPY_PAGE = MMUEXT_COPY_PAGE),
+        k!(MMUEXT_FLUSH_CACHE_GLOBAL = MMUEXT_FLUSH_CACHE_GLOBAL),
+        k!(MMUEXT_MARK_SUPER = MMUEXT_MARK_SUPER),
+        k!(MMUEXT_UNMARK_SUPER = MMUEXT_UNMARK_SUPER),
+        k!(UVMF_NONE = UVMF_NONE),
+        k!(UVMF_TLB_FLUSH = UVMF_TLB_FLUSH),
+        k!(UVMF_INVLPG = UVMF_INVLPG),
+        k!(UVMF_FLUSHTYPE_MASK = UVMF_FLUSHTYPE_MASK),
+        k!(UVMF_MULTI = UVMF_MULTI),
+        k!(UVMF_LOCAL = UVMF_LOCAL),
+        k!(UVMF_ALL = UVMF_ALL),
+        k!(HYPERVISOR_VIRT_START = HYPERVISOR_VIRT_START),
+        k!(HYPERVISOR_VIRT_END = HYPERVISOR_VIRT_END),
+        k!(MACH2PHYS_VIRT_START = MACH2PHYS_VIRT_START),
+        k!(MACH2PHYS_VIRT_END = MACH2PHYS_VIRT_END),
+        k!(FLAT_RING3_CS32 = FLAT_RING3_CS32),
+        k!(FLAT_RING3_CS64 = FLAT_RING3_CS64),
+        k!(FLAT_RING3_DS32 = FLAT_RING3_DS32),
+        k!(FLAT_RING3_DS64 = FLAT_RING3_DS64),
+        k!(FLAT_RING3_SS32 = FLAT_RING3_SS32),
+        k!(FLAT_RING3_SS64 = FLAT_RING3_SS64),
+        k!(FLAT_KERNEL_CS = FLAT_KERNEL_CS),
+        k!(FLAT_KERNEL_SS = FLAT_KERNEL_SS),
+        k!(FLAT_KERNEL_DS64 = FLAT_KERNEL_DS64),
+        k!(FLAT_USER_CS = FLAT_USER_CS),
+        k!(FLAT_USER_SS = FLAT_USER_SS),
+        // xen.h
+        k!(DOMID_FIRST_RESERVED = DOMID_FIRST_RESERVED),
+        k!(DOMID_SELF = DOMID_SELF),
+        k!(DOMID_IO = DOMID_IO),
+        k!(DOMID_XEN = DOMID_XEN),
+        k!(DOMID_COW = DOMID_COW),
+        k!(DOMID_INVALID = DOMID_INVALID),
+        k!(DOMID_IDLE = DOMID_IDLE),
+        k!(DOMID_MASK = DOMID_MASK),
+        k!(XEN_LEGACY_MAX_VCPUS = XEN_LEGACY_MAX_VCPUS),
+        k!(MAX_GUEST_CMDLINE = MAX_GUEST_CMDLINE),
+        k!(EVTCHN_2L_NR_CHANNELS = EVTCHN_2L_NR_CHANNELS),
+        k!(SIF_PRIVILEGED = SIF_PRIVILEGED),
+        k!(SIF_INITDOMAIN = SIF_INITDOMAIN),
+        k!(SIF_MULTIBOOT_MOD = SIF_MULTIBOOT_MOD),
+        k!(SIF_MOD_START_PFN = SIF_MOD_START_PFN),
+        k!(SIF_VIRT_P2M_4TOOLS = SIF_VIRT_P2M_4TOOLS),
+        k!(SIF_PM_MASK = SIF_PM_MASK),
+        k!(VGCF_in_syscall = VGCF_IN_SYSCALL),
+        k!(VGCF_IN_SYSCALL = VGCF_IN_SYSCALL),
+        k!(VGCF_i387_valid = VGCF_I387_VALID),
+        k!(VGCF_in_kernel = VGCF_IN_KERNEL),
+        k!(VGCF_failsafe_disables_events = VGCF_FAILSAFE_DISABLES_EVENTS),
+        k!(VGCF_syscall_disables_events = VGCF_SYSCALL_DISABLES_EVENTS),
+        k!(VGCF_online = VGCF_ONLINE),
+        k!(VMASST_CMD_enable = VMASST_CMD_ENABLE),
+        k!(VMASST_CMD_disable = VMASST_CMD_DISABLE),
+        k!(VMASST_TYPE_4gb_segments = VMASST_TYPE_4GB_SEGMENTS),
+        k!(VMASST_TYPE_4gb_segments_notify = VMASST_TYPE_4GB_SEGMENTS_NOTIFY),
+        k!(VMASST_TYPE_writable_pagetables = VMASST_TYPE_WRITABLE_PAGETABLES),
+        k!(VMASST_TYPE_pae_extended_cr3 = VMASST_TYPE_PAE_EXTENDED_CR3),
+        k!(VMASST_TYPE_architectural_iopl = VMASST_TYPE_ARCHITECTURAL_IOPL),
+        k!(VMASST_TYPE_runstate_update_flag = VMASST_TYPE_RUNSTATE_UPDATE_FLAG),
+        k!(VMASST_TYPE_m2p_strict = VMASST_TYPE_M2P_STRICT),
+        k!(VIRQ_TIMER = VIRQ_TIMER),
+        k!(VIRQ_DEBUG = VIRQ_DEBUG),
+        k!(VIRQ_CONSOLE = VIRQ_CONSOLE),
+        k!(VIRQ_DOM_EXC = VIRQ_DOM_EXC),
+        k!(VIRQ_TBUF = VIRQ_TBUF),
+        k!(VIRQ_DEBUGGER = VIRQ_DEBUGGER),
+        k!(VIRQ_XENOPROF = VIRQ_XENOPROF),
+        k!(VIRQ_CON_RING = VIRQ_CON_RING),
+        k!(VIRQ_PCPU_STATE = VIRQ_PCPU_STATE),
+        k!(VIRQ_MEM_EVENT = VIRQ_MEM_EVENT),
+        k!(VIRQ_ARGO = VIRQ_ARGO),
+        k!(VIRQ_ENOMEM = VIRQ_ENOMEM),
+        k!(VIRQ_XENPMU = VIRQ_XENPMU),
+        k!(VIRQ_ARCH_0 = VIRQ_ARCH_0),
+        k!(NR_VIRQS = NR_VIRQS),
+        k!(CONSOLEIO_write = CONSOLEIO_WRITE),
+        k!(CONSOLEIO_read = CONSOLEIO_READ),
+        // callback.h
+        k!(CALLBACKOP_register = CALLBACKOP_REGISTER),
+        k!(CALLBACKOP_unregister = CALLBACKOP_UNREGISTER),
+        k!(CALLBACKTYPE_event = CALLBACKTYPE_EVENT),
+        k!(CALLBACKTYPE_failsafe = CALLBACKTYPE_FAILSAFE),
+        k!(CALLBACKTYPE_syscall = CALLBACKTYPE_SYSCALL),
+        k!(CALLBACKTYPE_sysenter_deprecated = CALLBACKTYPE_SYSENTER_DEPRECATED),
+        k!(CALLBACKTYPE_nmi = CALLBACKTYPE_NMI),
+        k!(CALLBACKTYPE_sysenter = CALLBACKTYPE_SYSENTER),
+        k!(CALLBACKTYPE_syscall32 = CALLBACKTYPE_SYSCALL32),
+        k!(CALLBACKF_mask_events = CALLBACKF_MASK_EVENTS),
+        // sched.h
+        k!(SCHEDOP_yield = SCHEDOP_YIELD),
+        k!(SCHEDOP_block = SCHEDOP_BLOCK),
+        k!(SCHEDOP_shutdown = SCHEDOP_SHUTDOWN),
+        k!(SCHEDOP_poll = SCHEDOP_POLL),
+        k!(SCHEDOP_remote_shutdown = SCHEDOP_REMOTE_SHUTDOWN),
+        k!(SCHEDOP_shutdown_code = SCHEDOP_SHUTDOWN_CODE),
+        k!(SCHEDOP_watchdog = SCHEDOP_WATCHDOG),
+        k!(SCHEDOP_pin_override = SCHEDOP_PIN_OVERRIDE),
+        k!(SHUTDOWN_poweroff = SHUTDOWN_POWEROFF),
+        k!(SHUTDOWN_reboot = SHUTDOWN_REBOOT),
+        k!(SHUTDOWN_suspend = SHUTDOWN_SUSPEND),
+        k!(SHUTDOWN_crash = SHUTDOWN_CRASH),
+        k!(SHUTDOWN_watchdog = SHUTDOWN_WATCHDOG),
+        k!(SHUTDOWN_soft_reset = SHUTDOWN_SOFT_RESET),
+        k!(SHUTDOWN_MAX = SHUTDOWN_MAX),
+        // event_channel.h
+        k!(EVTCHNOP_bind_interdomain = EVTCHNOP_BIND_INTERDOMAIN),
+        k!(EVTCHNOP_bind_virq = EVTCHNOP_BIND_VIRQ),
+        k!(EVTCHNOP_bind_pirq = EVTCHNOP_BIND_PIRQ),
+        k!(EVTCHNOP_close = EVTCHNOP_CLOSE),
+        k!(EVTCHNOP_send = EVTCHNOP_SEND),
+        k!(EVTCHNOP_status = EVTCHNOP_STATUS),
+        k!(EVTCHNOP_alloc_unbound = EVTCHNOP_ALLOC_UNBOUND),
+        k!(EVTCHNOP_bind_ipi = EVTCHNOP_BIND_IPI),
+        k!(EVTCHNOP_bind_vcpu = EVTCHNOP_BIND_VCPU),
+        k!(EVTCHNOP_unmask = EVTCHNOP_UNMASK),
+        k!(EVTCHNOP_reset = EVTCHNOP_RESET),
+        k!(EVTCHNOP_init_control = EVTCHNOP_INIT_CONTROL),
+        k!(EVTCHNOP_expand_array = EVTCHNOP_EXPAND_ARRAY),
+        k!(EVTCHNOP_set_priority = EVTCHNOP_SET_PRIORITY),
+        k!(EVTCHNSTAT_closed = EVTCHNSTAT_CLOSED),
+        k!(EVTCHNSTAT_unbound = EVTCHNSTAT_UNBOUND),
+        k!(EVTCHNSTAT_interdomain = EVTCHNSTAT_INTERDOMAIN),
+        k!(EVTCHNSTAT_pirq = EVTCHNSTAT_PIRQ),
+        k!(EVTCHNSTAT_virq = EVTCHNSTAT_VIRQ),
+        k!(EVTCHNSTAT_ipi = EVTCHNSTAT_IPI),
+        k!(BIND_PIRQ__WILL_SHARE = BIND_PIRQ_WILL_SHARE),
+        // version.h / features.h
+        k!(XENVER_version = XENVER_VERSION),
+        k!(XENVER_extraversion = XENVER_EXTRAVERSION),
+        k!(XENVER_compile_info = XENVER_COMPILE_INFO),
+        k!(XENVER_capabilities = XENVER_CAPABILITIES),
+        k!(XENVER_changeset = XENVER_CHANGESET),
+        k!(XENVER_platform_parameters = XENVER_PLATFORM_PARAMETERS),
+        k!(XENVER_get_features = XENVER_GET_FEATURES),
+        k!(XENVER_pagesize = XENVER_PAGESIZE),
+        k!(XENVER_guest_handle = XENVER_GUEST_HANDLE),
+        k!(XENVER_commandline = XENVER_COMMANDLINE),
+        k!(XENVER_build_id = XENVER_BUILD_ID),
+        k!(XEN_EXTRAVERSION_LEN = XEN_EXTRAVERSION_LEN),
+        k!(XEN_CAPABILITIES_INFO_LEN = XEN_CAPABILITIES_INFO_LEN),
+        k!(XEN_CHANGESET_INFO_LEN = XEN_CHANGESET_INFO_LEN),
+        k!(XENFEAT_writable_page_tables = XENFEAT_WRITABLE_PAGE_TABLES),
+        k!(XENFEAT_writable_descriptor_tables = XENFEAT_WRITABLE_DESCRIPTOR_TABLES),
+        k!(XENFEAT_auto_translated_physmap = XENFEAT_AUTO_TRANSLATED_PHYSMAP),
+        k!(XENFEAT_supervisor_mode_kernel = XENFEAT_SUPERVISOR_MODE_KERNEL),
+        k!(XENFEAT_pae_pgdir_above_4gb = XENFEAT_PAE_PGDIR_ABOVE_4GB),
+        k!(XENFEAT_mmu_pt_update_preserve_ad = XENFEAT_MMU_PT_UPDATE_PRESERVE_AD),
+        k!(XENFEAT_highmem_assist = XENFEAT_HIGHMEM_ASSIST),
+        k!(XENFEAT_gnttab_map_avail_bits = XENFEAT_GNTTAB_MAP_AVAIL_BITS),
+        k!(XENFEAT_hvm_callback_vector = XENFEAT_HVM_CALLBACK_VECTOR),
+        k!(XENFEAT_hvm_safe_pvclock = XENFEAT_HVM_SAFE_PVCLOCK),
+        k!(XENFEAT_hvm_pirqs = XENFEAT_HVM_PIRQS),
+        k!(XENFEAT_dom0 = XENFEAT_DOM0),
+        k!(XENFEAT_memory_op_vnode_supported = XENFEAT_MEMORY_OP_VNODE_SUPPORTED),
+        k!(XENFEAT_ARM_SMCCC_supported = XENFEAT_ARM_SMCCC_SUPPORTED),
+        k!(XENFEAT_linux_rsdp_unrestricted = XENFEAT_LINUX_RSDP_UNRESTRICTED),
+        k!(XENFEAT_not_direct_mapped = XENFEAT_NOT_DIRECT_MAPPED),
+        k!(XENFEAT_direct_mapped = XENFEAT_DIRECT_MAPPED),
+        k!(XENFEAT_NR_SUBMAPS = XENFEAT_NR_SUBMAPS),
+        // vcpu.h
+        k!(VCPUOP_initialise = VCPUOP_INITIALISE),
+        k!(VCPUOP_up = VCPUOP_UP),
+        k!(VCPUOP_down = VCPUOP_DOWN),
+        k!(VCPUOP_is_up = VCPUOP_IS_UP),
+        k!(VCPUOP_get_runstate_info = VCPUOP_GET_RUNSTATE_INFO),
+        k!(VCPUOP_register_runstate_memory_area = VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA),
+        k!(VCPUOP_set_periodic_timer = VCPUOP_SET_PERIODIC_TIMER),
+        k!(VCPUOP_stop_periodic_timer = VCPUOP_STOP_PERIODIC_TIMER),
+        k!(VCPUOP_set_singleshot_timer = VCPUOP_SET_SINGLESHOT_TIMER),
+        k!(VCPUOP_stop_singleshot_timer = VCPUOP_STOP_SINGLESHOT_TIMER),
+        k!(VCPUOP_register_vcpu_info = VCPUOP_REGISTER_VCPU_INFO),
+        k!(VCPUOP_send_nmi = VCPUOP_SEND_NMI),
+        k!(VCPUOP_get_physid = VCPUOP_GET_PHYSID),
+        k!(VCPUOP_register_vcpu_time_memory_area = VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA),
+        k!(RUNSTATE_running = RUNSTATE_RUNNING),
+        k!(RUNSTATE_runnable = RUNSTATE_RUNNABLE),
+        k!(RUNSTATE_blocked = RUNSTATE_BLOCKED),
+        k!(RUNSTATE_offline = RUNSTATE_OFFLINE),
+        k!(XEN_RUNSTATE_UPDATE = XEN_RUNSTATE_UPDATE),
+        k!(VCPU_SSHOTTMR_future = VCPU_SSHOTTMR_FUTURE),
+        // physdev.h
+        k!(PHYSDEVOP_IRQ_UNMASK_NOTIFY = PHYSDEVOP_IRQ_UNMASK_NOTIFY),
+        k!(PHYSDEVOP_irq_status_query = PHYSDEVOP_IRQ_STATUS_QUERY),
+        k!(PHYSDEVOP_set_iopl = PHYSDEVOP_SET_IOPL),
+        k!(PHYSDEVOP_set_iobitmap = PHYSDEVOP_SET_IOBITMAP),
+        k!(PHYSDEVOP_apic_read = PHYSDEVOP_APIC_READ),
+        k!(PHYSDEVOP_apic_write = PHYSDEVOP_APIC_WRITE),
+        k!(PHYSDEVOP_alloc_irq_vector = PHYSDEVOP_ALLOC_IRQ_VECTOR),
+        k!(PHYSDEVOP_free_irq_vector = PHYSDEVOP_FREE_IRQ_VECTOR),
+        k!(PHYSDEVOP_eoi = PHYSDEVOP_EOI),
+        k!(PHYSDEVOP_map_pirq = PHYSDEVOP_MAP_PIRQ),
+        k!(PHYSDEVOP_unmap_pirq = PHYSDEVOP_UNMAP_PIRQ),
+        k!(PHYSDEVOP_manage_pci_add = PHYSDEVOP_MANAGE_PCI_ADD),
+        k!(PHYSDEVOP_manage_pci_remove = PHYSDEVOP_MANAGE_PCI_REMOVE),
+        k!(PHYSDEVOP_pirq_eoi_gmfn_v1 = PHYSDEVOP_PIRQ_EOI_GMFN_V1),
+        k!(PHYSDEVOP_restore_msi = PHYSDEVOP_RESTORE_MSI),
+        k!(PHYSDEVOP_manage_pci_add_ext = PHYSDEVOP_MANAGE_PCI_ADD_EXT),
+        k!(PHYSDEVOP_setup_gsi = PHYSDEVOP_SETUP_GSI),
+        k!(PHYSDEVOP_get_free_pirq = PHYSDEVOP_GET_FREE_PIRQ),
+        k!(PHYSDEVOP_pci_mmcfg_reserved = PHYSDEVOP_PCI_MMCFG_RESERVED),
+        k!(PHYSDEVOP_pci_device_add = PHYSDEVOP_PCI_DEVICE_ADD),
+        k!(PHYSDEVOP_pci_device_remove = PHYSDEVOP_PCI_DEVICE_REMOVE),
+        k!(PHYSDEVOP_restore_msi_ext = PHYSDEVOP_RESTORE_MSI_EXT),
+        k!(PHYSDEVOP_pirq_eoi_gmfn_v2 = PHYSDEVOP_PIRQ_EOI_GMFN_V2),
+        k!(PHYSDEVOP_dbgp_op = PHYSDEVOP_DBGP_OP),
+        k!(PHYSDEVOP_prepare_msix = PHYSDEVOP_PREPARE_MSIX),
+        k!(PHYSDEVOP_release_msix = PHYSDEVOP_RELEASE_MSIX),
+        k!(XENIRQSTAT_needs_eoi = XENIRQSTAT_NEEDS_EOI),
+        k!(XENIRQSTAT_shared = XENIRQSTAT_SHARED),
+        k!(MAP_PIRQ_TYPE_MSI = MAP_PIRQ_TYPE_MSI),
+        k!(MAP_PIRQ_TYPE_GSI = MAP_PIRQ_TYPE_GSI),
+        k!(MAP_PIRQ_TYPE_UNKNOWN = MAP_PIRQ_TYPE_UNKNOWN),
+        k!(MAP_PIRQ_TYPE_MSI_SEG = MAP_PIRQ_TYPE_MSI_SEG),
+        k!(MAP_PIRQ_TYPE_MULTI_MSI = MAP_PIRQ_TYPE_MULTI_MSI),
+        // memory.h
+        k!(XENMEM_increase_reservation = XENMEM_INCREASE_RESERVATION),
+        k!(XENMEM_decrease_reservation = XENMEM_DECREASE_RESERVATION),
+        k!(XENMEM_maximum_ram_page = XENMEM_MAXIMUM_RAM_PAGE),
+        k!(XENMEM_current_reservation = XENMEM_CURRENT_RESERVATION),
+        k!(XENMEM_maximum_reservation = XENMEM_MAXIMUM_RESERVATION),
+        k!(XENMEM_machphys_mfn_list = XENMEM_MACHPHYS_MFN_LIST),
+        k!(XENMEM_populate_physmap = XENMEM_POPULATE_PHYSMAP),
+        k!(XENMEM_add_to_physmap = XENMEM_ADD_TO_PHYSMAP),
+        k!(XENMEM_memory_map = XENMEM_MEMORY_MAP),
+        k!(XENMEM_machine_memory_map = XENMEM_MACHINE_MEMORY_MAP),
+        k!(XENMEM_exchange = XENMEM_EXCHANGE),
+        k!(XENMEM_machphys_mapping = XENMEM_MACHPHYS_MAPPING),
+        k!(XENMEM_set_memory_map = XENMEM_SET_MEMORY_MAP),
+        k!(XENMEM_maximum_gpfn = XENMEM_MAXIMUM_GPFN),
+        k!(XENMEM_remove_from_physmap = XENMEM_REMOVE_FROM_PHYSMAP),
+        k!(XENMEM_set_pod_target = XENMEM_SET_POD_TARGET),
+        k!(XENMEM_get_pod_target = XENMEM_GET_POD_TARGET),
+        k!(XENMEM_add_to_physmap_batch = XENMEM_ADD_TO_PHYSMAP_BATCH),
+        k!(XENMEM_claim_pages = XENMEM_CLAIM_PAGES),
+        k!(XENMEM_machphys_compat_mfn_list = XENMEM_MACHPHYS_COMPAT_MFN_LIST),
+        k!(XENMEM_get_vnumainfo = XENMEM_GET_VNUMAINFO),
+        k!(XENMEM_reserved_device_memory_map = XENMEM_RESERVED_DEVICE_MEMORY_MAP),
+        k!(XENMEM_acquire_resource = XENMEM_ACQUIRE_RESOURCE),
+        k!(XENMEMF_populate_on_demand = XENMEMF_POPULATE_ON_DEMAND),
+        k!(XENMEMF_exact_node_request = XENMEMF_EXACT_NODE_REQUEST),
+        k!(XENMEMF_vnode = XENMEMF_VNODE),
+        k!(XENMAPSPACE_shared_info = XENMAPSPACE_SHARED_INFO),
+        k!(XENMAPSPACE_grant_table = XENMAPSPACE_GRANT_TABLE),
+        k!(XENMAPSPACE_gmfn = XENMAPSPACE_GMFN),
+        k!(XENMAPSPACE_gmfn_range = XENMAPSPACE_GMFN_RANGE),
+        k!(XENMAPSPACE_gmfn_foreign = XENMAPSPACE_GMFN_FOREIGN),
+        k!(XENMAPSPACE_dev_mmio = XENMAPSPACE_DEV_MMIO),
+        // grant_table.h
+        k!(GNTTABOP_map_grant_ref = GNTTABOP_MAP_GRANT_REF),
+        k!(GNTTABOP_unmap_grant_ref = GNTTABOP_UNMAP_GRANT_REF),
+        k!(GNTTABOP_setup_table = GNTTABOP_SETUP_TABLE),
+        k!(GNTTABOP_dump_table = GNTTABOP_DUMP_TABLE),
+        k!(GNTTABOP_transfer = GNTTABOP_TRANSFER),
+        k!(GNTTABOP_copy = GNTTABOP_COPY),
+        k!(GNTTABOP_query_size = GNTTABOP_QUERY_SIZE),
+        k!(GNTTABOP_unmap_and_replace = GNTTABOP_UNMAP_AND_REPLACE),
+        k!(GNTTABOP_set_version = GNTTABOP_SET_VERSION),
+        k!(GNTTABOP_get_status_frames = GNTTABOP_GET_STATUS_FRAMES),
+        k!(GNTTABOP_get_version = GNTTABOP_GET_VERSION),
+        k!(GNTTABOP_swap_grant_ref = GNTTABOP_SWAP_GRANT_REF),
+        k!(GNTTABOP_cache_flush = GNTTABOP_CACHE_FLUSH),
+        k!(GNTTAB_NR_RESERVED_ENTRIES = GNTTAB_NR_RESERVED_ENTRIES),
+        k!(GNTTAB_RESERVED_CONSOLE = GNTTAB_RESERVED_CONSOLE),
+        k!(GNTTAB_RESERVED_XENSTORE = GNTTAB_RESERVED_XENSTORE),
+        k!(GTF_invalid = GTF_INVALID),
+        k!(GTF_permit_access = GTF_PERMIT_ACCESS),
+        k!(GTF_accept_transfer = GTF_ACCEPT_TRANSFER),
+        k!(GTF_transitive = GTF_TRANSITIVE),
+        k!(GTF_type_mask = GTF_TYPE_MASK),
+        k!(GTF_readonly = GTF_READONLY),
+        k!(GTF_reading = GTF_READING),
+        k!(GTF_writing = GTF_WRITING),
+        k!(GTF_PWT = GTF_PWT),
+        k!(GTF_PCD = GTF_PCD),
+        k!(GTF_PAT = GTF_PAT),
+        k!(GTF_sub_page = GTF_SUB_PAGE),
+        k!(GTF_transfer_committed = GTF_TRANSFER_COMMITTED),
+        k!(GTF_transfer_completed = GTF_TRANSFER_COMPLETED),
+        k!(GNTMAP_device_map = GNTMAP_DEVICE_MAP),
+        k!(GNTMAP_host_map = GNTMAP_HOST_MAP),
+        k!(GNTMAP_readonly = GNTMAP_READONLY),
+        k!(GNTMAP_application_map = GNTMAP_APPLICATION_MAP),
+        k!(GNTMAP_contains_pte = GNTMAP_CONTAINS_PTE),
+        k!(GNTCOPY_source_gref = GNTCOPY_SOURCE_GREF),
+        k!(GNTCOPY_dest_gref = GNTCOPY_DEST_GREF),
+        k!(GNTST_okay = GNTST_OKAY),
+        k!(GNTST_general_error = GNTST_GENERAL_ERROR),
+        k!(GNTST_bad_domain = GNTST_BAD_DOMAIN),
+        k!(GNTST_bad_gntref = GNTST_BAD_GNTREF),
+        k!(GNTST_bad_handle = GNTST_BAD_HANDLE),
+        k!(GNTST_bad_virt_addr = GNTST_BAD_VIRT_ADDR),
+        k!(GNTST_bad_dev_addr = GNTST_BAD_DEV_ADDR),
+        k!(GNTST_no_device_space = GNTST_NO_DEVICE_SPACE),
+        k!(GNTST_permission_denied = GNTST_PERMISSION_DENIED),
+        k!(GNTST_bad_page = GNTST_BAD_PAGE),
+        k!(GNTST_bad_copy_arg = GNTST_BAD_COPY_ARG),
+        k!(GNTST_address_too_big = GNTST_ADDRESS_TOO_BIG),
+        k!(GNTST_eagain = GNTST_EAGAIN),
+        k!(GNTST_no_space = GNTST_NO_SPACE),
+        // elfnote.h
+        k!(XEN_ELFNOTE_INFO = XEN_ELFNOTE_INFO),
+        k!(XEN_ELFNOTE_ENTRY = XEN_ELFNOTE_ENTRY),
+        k!(XEN_ELFNOTE_HYPERCALL_PAGE = XEN_ELFNOTE_HYPERCALL_PAGE),
+        k!(XEN_ELFNOTE_VIRT_BASE = XEN_ELFNOTE_VIRT_BASE),
+        k!(XEN_ELFNOTE_PADDR_OFFSET = XEN_ELFNOTE_PADDR_OFFSET),
+        k!(XEN_ELFNOTE_XEN_VERSION = XEN_ELFNOTE_XEN_VERSION),
+        k!(XEN_ELFNOTE_GUEST_OS = XEN_ELFNOTE_GUEST_OS),
+        k!(XEN_ELFNOTE_GUEST_VERSION = XEN_ELFNOTE_GUEST_VERSION),
+        k!(XEN_ELFNOTE_LOADER = XEN_ELFNOTE_LOADER),
+        k!(XEN_ELFNOTE_PAE_MODE = XEN_ELFNOTE_PAE_MODE),
+        k!(XEN_ELFNOTE_FEATURES = XEN_ELFNOTE_FEATURES),
+        k!(XEN_ELFNOTE_BSD_SYMTAB = XEN_ELFNOTE_BSD_SYMTAB),
+        k!(XEN_ELFNOTE_HV_START_LOW = XEN_ELFNOTE_HV_START_LOW),
+        k!(XEN_ELFNOTE_L1_MFN_VALID = XEN_ELFNOTE_L1_MFN_VALID),
+        k!(XEN_ELFNOTE_SUSPEND_CANCEL = XEN_ELFNOTE_SUSPEND_CANCEL),
+        k!(XEN_ELFNOTE_INIT_P2M = XEN_ELFNOTE_INIT_P2M),
+        k!(XEN_ELFNOTE_MOD_START_PFN = XEN_ELFNOTE_MOD_START_PFN),
+        k!(XEN_ELFNOTE_SUPPORTED_FEATURES = XEN_ELFNOTE_SUPPORTED_FEATURES),
+        k!(XEN_ELFNOTE_PHYS32_ENTRY = XEN_ELFNOTE_PHYS32_ENTRY),
+        k!(XEN_ELFNOTE_MAX = XEN_ELFNOTE_MAX),
+        k!(XEN_ELFNOTE_CRASH_INFO = XEN_ELFNOTE_CRASH_INFO),
+        k!(XEN_ELFNOTE_CRASH_REGS = XEN_ELFNOTE_CRASH_REGS),
+        k!(XEN_ELFNOTE_DUMPCORE_NONE = XEN_ELFNOTE_DUMPCORE_NONE),
+        k!(XEN_ELFNOTE_DUMPCORE_HEADER = XEN_ELFNOTE_DUMPCORE_HEADER),
+        k!(XEN_ELFNOTE_DUMPCORE_XEN_VERSION = XEN_ELFNOTE_DUMPCORE_XEN_VERSION),
+        k!(XEN_ELFNOTE_DUMPCORE_FORMAT_VERSION = XEN_ELFNOTE_DUMPCORE_FORMAT_VERSION),
+        // errno.h
+        k!(XEN_EPERM = errno::EPERM.0),
+        k!(XEN_ENOENT = errno::ENOENT.0),
+        k!(XEN_ESRCH = errno::ESRCH.0),
+        k!(XEN_EIO = errno::EIO.0),
+        k!(XEN_ENXIO = errno::ENXIO.0),
+        k!(XEN_E2BIG = errno::E2BIG.0),
+        k!(XEN_ENOEXEC = errno::ENOEXEC.0),
+        k!(XEN_EBADF = errno::EBADF.0),
+        k!(XEN_ECHILD = errno::ECHILD.0),
+        k!(XEN_EAGAIN = errno::EAGAIN.0),
+        k!(XEN_ENOMEM = errno::ENOMEM.0),
+        k!(XEN_EACCES = errno::EACCES.0),
+        k!(XEN_EFAULT = errno::EFAULT.0),
+        k!(XEN_EBUSY = errno::EBUSY.0),
+        k!(XEN_EEXIST = errno::EEXIST.0),
+        k!(XEN_EXDEV = errno::EXDEV.0),
+        k!(XEN_ENODEV = errno::ENODEV.0),
+        k!(XEN_EISDIR = errno::EISDIR.0),
+        k!(XEN_EINVAL = errno::EINVAL.0),
+        k!(XEN_ENFILE = errno::ENFILE.0),
+        k!(XEN_EMFILE = errno::EMFILE.0),
+        k!(XEN_ENOSPC = errno::ENOSPC.0),
+        k!(XEN_EROFS = errno::EROFS.0),
+        k!(XEN_EMLINK = errno::EMLINK.0),
+        k!(XEN_EDOM = errno::EDOM.0),
+        k!(XEN_ERANGE = errno::ERANGE.0),
+        k!(XEN_EDEADLK = errno::EDEADLK.0),
+        k!(XEN_ENAMETOOLONG = errno::ENAMETOOLONG.0),
+        k!(XEN_ENOLCK = errno::ENOLCK.0),
+        k!(XEN_ENOSYS = errno::ENOSYS.0),
+        k!(XEN_ENOTEMPTY = errno::ENOTEMPTY.0),
+        k!(XEN_ENODATA = errno::ENODATA.0),
+        k!(XEN_ETIME = errno::ETIME.0),
+        k!(XEN_EBADMSG = errno::EBADMSG.0),
+        k!(XEN_EOVERFLOW = errno::EOVERFLOW.0),
+        k!(XEN_EILSEQ = errno::EILSEQ.0),
+        k!(XEN_ENOTSOCK = errno::ENOTSOCK.0),
+        k!(XEN_EOPNOTSUPP = errno::EOPNOTSUPP.0),
+        k!(XEN_EADDRINUSE = errno::EADDRINUSE.0),
+        k!(XEN_EADDRNOTAVAIL = errno::EADDRNOTAVAIL.0),
+        k!(XEN_ENOBUFS = errno::ENOBUFS.0),
+        k!(XEN_EISCONN = errno::EISCONN.0),
+        k!(XEN_ENOTCONN = errno::ENOTCONN.0),
+        k!(XEN_ETIMEDOUT = errno::ETIMEDOUT.0),
+        k!(XEN_ECONNREFUSED = errno::ECONNREFUSED.0),
+    ]
+}
+
+const HEADERS: &[&str] = &[
+    "xen/xen.h",
+    "xen/callback.h",
+    "xen/event_channel.h",
+    "xen/sched.h",
+    "xen/vcpu.h",
+    "xen/version.h",
+    "xen/physdev.h",
+    "xen/memory.h",
+    "xen/grant_table.h",
+    "xen/elfnote.h",
+    "xen/features.h",
+    "xen/io/console.h",
+];
+
+const INSTALL_HINT: &str = "install Xen's public headers and a C compiler: \
+     `sudo apt-get install libxen-dev gcc` (Debian/Ubuntu)";
+
+/// The C program: one `S`, `F` or `K` line per item.
+fn c_program(structs: &[Struct], consts: &[(&str, i128)]) -> String {
+    let mut c = String::new();
+    // __XEN_TOOLS__ selects the latest interface version (and exposes the tools-only
+    // definitions such as iret_context and VGCF_in_syscall), as Xen itself is built.
+    c.push_str("#define __XEN_TOOLS__ 1\n#include <stdint.h>\n#include <stddef.h>\n");
+    c.push_str("#include <stdio.h>\n");
+    for h in HEADERS {
+        let _ = writeln!(c, "#include <{h}>");
+    }
+    // errno.h's default include is `enum xen_errno { XEN_EPERM = 1, ... }`.
+    c.push_str("#include <xen/errno.h>\n");
+    c.push_str("int main(void) {\n");
+    for s in structs {
+        let _ = writeln!(c, "  printf(\"S {} %zu\\n\", sizeof({}));", s.rust, s.c);
+        for f in &s.fields {
+            let _ = writeln!(
+                c,
+                "  printf(\"F {}.{} %zu %zu\\n\", offsetof({}, {}), sizeof((({} *)0)->{}));",
+                s.rust, f.rust, s.c, f.c, s.c, f.c
+            );
+        }
+    }
+    for (name, _) in consts {
+        let _ = writeln!(c, "  printf(\"K {name} %lld\\n\", (long long)({name}));");
+    }
+    c.push_str("  return 0;\n}\n");
+    c
+}
+
+fn out_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("abi_conformance");
+    std::fs::create_dir_all(&d).expect("create test tmp dir");
+    d
+}
+
+/// Compile and run the C program, returning its stdout.
+fn run_c(program: &str) -> String {
+    if !Path::new("/usr/include/xen/xen.h").exists() && std::env::var_os("XEN_INCLUDE").is_none() {
+        panic!("Xen public headers not found (/usr/include/xen/xen.h): {INSTALL_HINT}");
+    }
+    let dir = out_dir();
+    let src = dir.join("abi.c");
+    let exe = dir.join("abi");
+    std::fs::write(&src, program).expect("write abi.c");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let mut cmd = Command::new(&cc);
+    if let Some(inc) = std::env::var_os("XEN_INCLUDE") {
+        cmd.arg("-I").arg(inc);
+    }
+    cmd.args(["-std=gnu11", "-Wall", "-o"]).arg(&exe).arg(&src);
+    let out = match cmd.output() {
+        Ok(o) => o,
+        Err(e) => panic!("cannot run C compiler `{cc}` ({e}): {INSTALL_HINT}"),
+    };
+    if !out.status.success() {
+        panic!(
+            "compiling {} against the Xen headers failed ({INSTALL_HINT}):\n{}",
+            src.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let run = Command::new(&exe).output().expect("run the ABI probe");
+    assert!(run.status.success(), "ABI probe failed");
+    String::from_utf8(run.stdout).expect("probe prints ASCII")
+}
+
+#[test]
+fn layouts_and_constants_match_xen_headers() {
+    let structs = structs();
+    let consts = constants();
+    let text = run_c(&c_program(&structs, &consts));
+
+    let mut c_vals: BTreeMap<String, Vec<u128>> = BTreeMap::new();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let (_kind, key) = (it.next(), it.next().expect("key").to_string());
+        let vals = it
+            .map(|v| v.parse::<i128>().expect("number") as u128)
+            .collect();
+        c_vals.insert(key, vals);
+    }
+
+    let mut errors = Vec::new();
+    let mut checked = 0;
+    for s in &structs {
+        let c = &c_vals[s.rust];
+        checked += 1;
+        if c[0] != s.size as u128 {
+            errors.push(format!(
+                "sizeof({}) = {} but size_of::<{}>() = {}",
+                s.c, c[0], s.rust, s.size
+            ));
+        }
+        for f in &s.fields {
+            let c = &c_vals[&format!("{}.{}", s.rust, f.rust)];
+            checked += 1;
+            if c[0] != f.offset as u128 || c[1] != f.size as u128 {
+                errors.push(format!(
+                    "{}.{}: C offset {} size {}, Rust {}.{} offset {} size {}",
+                    s.c, f.c, c[0], c[1], s.rust, f.rust, f.offset, f.size
+                ));
+            }
+        }
+    }
+    for (name, val) in &consts {
+        let c = c_vals[*name][0] as i128;
+        checked += 1;
+        // Compare as 64-bit patterns so u64 constants above i64::MAX match.
+        if c as i64 != *val as i64 {
+            errors.push(format!("{name}: C {c:#x}, Rust {val:#x}"));
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} ABI mismatches with Xen's headers:\n  {}",
+        errors.len(),
+        errors.join("\n  ")
+    );
+    eprintln!(
+        "abi_conformance: {} structs, {} checks against Xen's headers, all equal",
+        structs.len(),
+        checked
+    );
+}
+
+/// Layouts Xen keeps outside its public headers: pinned here by hand.
+#[test]
+fn private_layouts() {
+    assert_eq!(size_of::<memory::E820Entry>(), 20);
+    assert_eq!(xen::START_INFO_MAGIC, b"xen-3.0-x86_64");
+    assert_eq!(
+        xen::XEN_EMULATE_PREFIX,
+        [0x0f, 0x0b, b'x', b'e', b'n'],
+        "ud2; .ascii \"xen\""
+    );
+}
