@@ -2,12 +2,14 @@
 //!
 //! - `build`: the hypervisor image and the guests, for `x86_64-unknown-none`, into
 //!   `target/images/`.
-//! - `run [--cpus N] [--guest NAME] [--iso]`: build, then boot the hypervisor with the
+//! - `run [--cpus N] [--guest NAME] [--iso] [--xen]`: build, then boot the hypervisor (or,
+//!   with `--xen`, the real Xen 4.17 as the reference) with the
 //!   guest as dom0 in QEMU, console on this terminal (Ctrl-A X quits QEMU).
 //! - `test`: formatting, clippy, host tests, then the system tests under QEMU.
 //! - `iso`: a GRUB (multiboot2) ISO at `target/images/hypervisor.iso`.
 
 mod prereq;
+mod xenref;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -56,6 +58,10 @@ fn build() -> Result<(), String> {
     run(&mut cmd)?;
     let out = images_dir();
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    // The reference: Debian's Xen 4.17, fetched into .cache/xen (never installed).
+    let xen = xenref::xen_image(&root().join(".cache/xen"))?;
+    std::fs::copy(&xen, out.join("xen-4.17"))
+        .map_err(|e| format!("copy {}: {e}", xen.display()))?;
     for (_, bin, name) in IMAGES {
         let src = root().join("target/x86_64-unknown-none/release").join(bin);
         std::fs::copy(&src, out.join(name)).map_err(|e| format!("copy {}: {e}", src.display()))?;
@@ -98,6 +104,8 @@ struct RunOpts {
     guest: String,
     iso: bool,
     append: String,
+    /// Boot the guest as dom0 on the real Xen 4.17 instead (the reference).
+    xen: bool,
 }
 
 fn parse_run(args: &[String]) -> Result<RunOpts, String> {
@@ -105,6 +113,7 @@ fn parse_run(args: &[String]) -> Result<RunOpts, String> {
         cpus: 2,
         guest: "hello".into(),
         iso: false,
+        xen: false,
         append: String::new(),
     };
     let mut it = args.iter();
@@ -117,6 +126,7 @@ fn parse_run(args: &[String]) -> Result<RunOpts, String> {
                     .ok_or("--cpus needs a number")?
             }
             "--guest" => o.guest = it.next().ok_or("--guest needs a name")?.clone(),
+            "--xen" => o.xen = true,
             "--iso" => o.iso = true,
             "--append" => o.append = it.next().ok_or("--append needs text")?.clone(),
             other => return Err(format!("unknown option {other}; see `cargo xtask help`")),
@@ -149,7 +159,12 @@ fn run_system(args: &[String]) -> Result<(), String> {
         if !guest.exists() {
             return Err(format!("no guest image {}", guest.display()));
         }
-        qemu.arg("-kernel").arg(images_dir().join("hypervisor"));
+        let hv = if o.xen {
+            images_dir().join("xen-4.17")
+        } else {
+            images_dir().join("hypervisor")
+        };
+        qemu.arg("-kernel").arg(hv);
         qemu.arg("-append")
             .arg(format!("console=com1 {}", o.append).trim());
         qemu.arg("-initrd")
@@ -213,7 +228,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask <command>\n\
                  \n  build                 build the hypervisor and guest images into target/images\
-                 \n  run [--cpus N] [--guest NAME] [--iso] [--append 'hv options']\
+                 \n  run [--cpus N] [--guest NAME] [--iso] [--xen] [--append 'hv options']\
                  \n                        boot them in QEMU, console on this terminal\
                  \n  test                  fmt, clippy, host tests, system tests under QEMU\
                  \n  iso                   make a GRUB (multiboot2) ISO"
