@@ -18,6 +18,8 @@ use std::process::{Command, ExitCode};
 const IMAGES: &[(&str, &str, &str)] = &[
     ("boot", "hypervisor", "hypervisor"),
     ("guest-hello", "hello", "hello"),
+    ("guest-bench", "bench", "bench"),
+    ("guest-pvcpu", "pvcpu", "pvcpu"),
 ];
 
 fn root() -> PathBuf {
