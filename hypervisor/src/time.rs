@@ -73,3 +73,31 @@ mod tests {
         assert_eq!(epoch_seconds(2026, 11, 22, 3, 21, 0), 1_795_317_660);
     }
 }
+
+/// Publish the wallclock (from the RTC at boot) into a domain's shared_info.
+#[cfg(target_os = "none")]
+pub fn publish_wallclock(sh: &crate::shinfo::SharedInfo) {
+    let boot = boot_epoch();
+    sh.set_wallclock(boot.0, boot.1);
+}
+
+/// Publish vCPU `v`'s time scale (`vcpu_time_info`) into a domain's shared_info.
+#[cfg(target_os = "none")]
+pub fn publish_vcpu_time(sh: &crate::shinfo::SharedInfo, v: u32) {
+    let tsc = crate::arch::x86::rdtsc();
+    let now = crate::arch::timer::tsc_to_ns(tsc);
+    let (mul, shift) = time_scale(crate::arch::timer::tsc_khz().saturating_mul(1000));
+    sh.set_time(v, tsc, now, mul, shift);
+}
+
+/// Wall time (seconds, nanoseconds) at system time 0, from the RTC read once.
+#[cfg(target_os = "none")]
+fn boot_epoch() -> (u64, u32) {
+    static BOOT: spin::Once<(u64, u32)> = spin::Once::new();
+    *BOOT.call_once(|| {
+        let now_ns = crate::arch::timer::now_ns();
+        let rtc_ns = crate::arch::rtc::read_epoch().saturating_mul(1_000_000_000);
+        let boot = rtc_ns.saturating_sub(now_ns);
+        (boot / 1_000_000_000, (boot % 1_000_000_000) as u32)
+    })
+}

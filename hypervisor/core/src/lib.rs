@@ -8,6 +8,8 @@
 //! 3. Guest input never panics: bad input is an `Errno` for the guest, or a domain crash.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+pub mod build;
+pub mod elf;
 pub mod evtchn;
 pub mod frame;
 pub mod mm;

@@ -6,6 +6,7 @@ pub mod entry;
 pub mod gdt;
 pub mod percpu;
 pub mod power;
+pub mod rtc;
 pub mod timer;
 pub mod trampoline;
 pub mod x86;

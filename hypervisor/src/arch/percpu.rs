@@ -129,6 +129,11 @@ pub fn this_cpu() -> *mut CpuInfo {
     unsafe {
         core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags))
     };
+    let start = block(0);
+    if !(start..start + (MAX_CPUS * STACK_SIZE) as u64).contains(&rsp) {
+        // Only the boot CPU ever runs on the boot stack.
+        return cpu_info_ptr(0);
+    }
     let base = rsp & !(STACK_SIZE as u64 - 1);
     (base + (STACK_SIZE - CPUINFO_SIZE) as u64) as *mut CpuInfo
 }
