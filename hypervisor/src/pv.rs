@@ -86,6 +86,10 @@ pub fn load_mode(v: &Vcpu) {
     }
 }
 
+/// A bounce frame could not be written (bad kernel stack): the domain must be crashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Undeliverable;
+
 /// Build a Xen bounce frame on the guest kernel stack and point the vCPU at `handler`.
 ///
 /// Frame, low to high: RCX, R11, [error code], RIP, CS (saved upcall mask in bits
@@ -97,13 +101,13 @@ pub fn bounce(
     handler: u64,
     error_code: Option<u32>,
     mask_events: bool,
-) -> Result<(), ()> {
+) -> Result<(), Undeliverable> {
     let sh = SharedInfo::new(d.shared_info_mfn);
     let Some(v) = d.vcpus.get_mut(vi) else {
-        return Err(());
+        return Err(Undeliverable);
     };
     if handler == 0 {
-        return Err(());
+        return Err(Undeliverable);
     }
     let mut cs = regs.cs & 0xffff;
     let sp = if v.kernel_mode {
@@ -115,7 +119,7 @@ pub fn bounce(
     };
     let sp = sp & !0xf;
     if (HYPERVISOR_VIRT_START..HYPERVISOR_VIRT_END + 60).contains(&sp) {
-        return Err(());
+        return Err(Undeliverable);
     }
     let vid = v.id;
     let saved_mask = sh.upcall_mask(vid);
@@ -147,7 +151,7 @@ pub fn bounce(
         bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
     }
     if guest_mem::copy_to_guest(v.kernel_l4(), base, &bytes[..n * 8]).is_err() {
-        return Err(());
+        return Err(Undeliverable);
     }
     regs.rflags &= !(EFLAGS_AC | EFLAGS_VM | EFLAGS_RF | EFLAGS_NT | EFLAGS_TF);
     regs.ss = u64::from(FLAT_KERNEL_SS);
@@ -293,11 +297,8 @@ pub fn sanitise(regs: &mut Regs) {
     } else {
         u64::from(FLAT_USER_CS)
     };
-    regs.ss = if regs.ss & 0xffff == u64::from(FLAT_USER_SS) || regs.ss & 0xffff == 0xe028 {
-        u64::from(FLAT_USER_SS)
-    } else {
-        u64::from(FLAT_USER_SS)
-    };
+    // 64-bit PV guests have one stack segment, the flat ring-3 one.
+    regs.ss = u64::from(FLAT_USER_SS);
     regs.rflags =
         (regs.rflags & !(EFLAGS_IOPL | EFLAGS_NT | EFLAGS_VM | EFLAGS_RF)) | EFLAGS_IF | 0x2;
     // A non-canonical RIP would fault in iretq at ring 0 (on Intel): refuse it here.
@@ -377,11 +378,7 @@ fn exception(d: &mut Domain, vi: usize, regs: &mut Regs) -> After {
         None
     };
     match vector {
-        6 => {
-            if crate::emulate::forced_cpuid(d, vi, regs) {
-                return After::Resume;
-            }
-        }
+        6 if crate::emulate::forced_cpuid(d, vi, regs) => return After::Resume,
         7 => {
             // #NM: the guest asked for lazy FPU switching with fpu_taskswitch(1).
             crate::arch::x86::clts();
