@@ -65,6 +65,13 @@ pub fn write_guest(bytes: &[u8]) {
     }
 }
 
+/// Whether a byte typed on COM1 is waiting.
+pub fn input_ready() -> bool {
+    // SAFETY: reading COM1's line-status register has no effect on memory.
+    let lsr: u8 = unsafe { x86_64::instructions::port::Port::new(0x3fd).read() };
+    lsr & 1 != 0
+}
+
 /// Read what has been typed on COM1 (non-blocking); returns the byte count.
 pub fn read_input(buf: &mut [u8]) -> usize {
     let mut n = 0;

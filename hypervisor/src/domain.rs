@@ -62,6 +62,9 @@ pub struct Vcpu {
     /// `fpu_taskswitch(1)` sets this; the next FPU use raises #NM in the guest.
     pub fpu_ts: bool,
     pub fpu: FpuState,
+    /// Frames of the guest's GDT (each holds a SegDesc type reference) and its size.
+    pub gdt_frames: heapless::Vec<u64, 14>,
+    pub gdt_ents: u32,
     /// Absolute system time (ns) of the single-shot timer, 0 = none.
     pub timer_deadline: u64,
     /// Event-channel port bound to each VIRQ on this vCPU (0 = none).
@@ -104,6 +107,8 @@ impl Vcpu {
             iopl: 0,
             fpu_ts: false,
             fpu: FpuState([0; 512]),
+            gdt_frames: heapless::Vec::new(),
+            gdt_ents: 0,
             timer_deadline: 0,
             virq_port: [0; 24],
             poll_ports: heapless::Vec::new(),

@@ -183,6 +183,9 @@ pub fn event_channel_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, E
             let me = d.id;
             let port = evtchn::bind_interdomain(&mut d.evtchn, me, None, remote, rport)?;
             wr(d, vi, arg + 8, &port.to_le_bytes())?;
+            // As Xen: the new local port starts pending, so no event sent before the
+            // bind is lost.
+            set_pending(d, 0, port);
             Ok(0)
         }
         EVTCHNOP_CLOSE => {

@@ -42,6 +42,14 @@ pub fn dispatch(d: &mut Domain, vi: usize, nr: u64, a: [u64; 5], depth: u32) -> 
         hc::XEN_VERSION => (xen_version(d, vi, a).into(), After::Resume),
         hc::SCHED_OP => sched_op(d, vi, a),
         hc::SET_TRAP_TABLE => (set_trap_table(d, vi, a[0]).into(), After::Resume),
+        hc::SET_GDT => (
+            crate::desc::set_gdt(d, vi, a[0], a[1]).into(),
+            After::Resume,
+        ),
+        hc::UPDATE_DESCRIPTOR => (
+            crate::desc::update_descriptor(d, vi, a[0], a[1]).into(),
+            After::Resume,
+        ),
         hc::SET_CALLBACKS => (set_callbacks(d, vi, a).into(), After::Resume),
         hc::CALLBACK_OP => (callback_op(d, vi, a).into(), After::Resume),
         hc::STACK_SWITCH => (stack_switch(d, vi, a).into(), After::Resume),

@@ -77,15 +77,35 @@ pub fn block(domid: DomId, vid: u32) {
 
 /// Program this CPU's timer for the earliest deadline of `d`'s vCPUs.
 pub fn arm_timer(d: &domain::Domain) {
+    // dom0 with VIRQ_CONSOLE bound: poll the serial line every 10 ms.
+    let console_poll = console_virq_port(d).map(|_| crate::events::now_ns() + CONSOLE_POLL_NS);
     let next = d
         .vcpus
         .iter()
         .flat_map(|v| [v.timer_deadline, v.poll_deadline])
         .filter(|&t| t != 0)
+        .chain(console_poll)
         .min();
     if let Some(t) = next {
         crate::arch::timer::set_deadline(t);
     }
+}
+
+const CONSOLE_POLL_NS: u64 = 10_000_000;
+
+/// dom0's VIRQ_CONSOLE port, if bound.
+fn console_virq_port(d: &domain::Domain) -> Option<u32> {
+    if !d.privileged {
+        return None;
+    }
+    d.vcpus
+        .first()
+        .and_then(|v| {
+            v.virq_port
+                .get(xen_abi::xen::VIRQ_CONSOLE as usize)
+                .copied()
+        })
+        .filter(|&p| p != 0)
 }
 
 /// Called when a timer was set; the deadline is programmed on the way back to the guest.
@@ -102,6 +122,9 @@ pub fn timer_fired() {
     let mut doms = DOMAINS.lock();
     if let Some(d) = doms.get(domid) {
         crate::events::fire_timers(d, now);
+        if console_virq_port(d).is_some() && crate::console::input_ready() {
+            crate::events::send_virq(d, 0, xen_abi::xen::VIRQ_CONSOLE);
+        }
         arm_timer(d);
     }
 }
