@@ -257,19 +257,20 @@ pub fn finish(domid: crate::domain::DomId, vid: u32, regs: &mut Regs, after: Aft
         crate::sched::block(domid, vid);
     }
     let mut doms = DOMAINS.lock();
-    let stopped = doms.get(domid).is_none_or(|d| d.shutdown.is_some());
-    if stopped {
-        drop(doms);
-        // Does not return to this domain.
-        crate::sched::domain_stopped(domid, regs);
+    if let Some(d) = doms.get(domid) {
+        if d.shutdown.is_none() {
+            // Delivering an upcall can itself crash the domain (bad kernel stack).
+            deliver_events(d, vid as usize, regs);
+        }
+        if d.shutdown.is_none() {
+            crate::sched::arm_timer(d);
+            sanitise(regs);
+            return regs as *mut Regs;
+        }
     }
-    let Some(d) = doms.get(domid) else {
-        crate::traps::fatal(regs)
-    };
-    deliver_events(d, vid as usize, regs);
-    crate::sched::arm_timer(d);
-    sanitise(regs);
-    regs as *mut Regs
+    drop(doms);
+    // Does not return to this domain.
+    crate::sched::domain_stopped(domid, regs)
 }
 
 /// If the vCPU has an event upcall pending and unmasked, bounce to its callback.
