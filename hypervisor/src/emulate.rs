@@ -111,21 +111,149 @@ fn iopl_ok(v: &Vcpu) -> bool {
     v.iopl >= if v.kernel_mode { 1 } else { 3 }
 }
 
+/// General register `n` (0 = rax ... 15 = r15) of a frame.
+fn gpr(regs: &mut crate::arch::percpu::Regs, n: u8) -> &mut u64 {
+    match n & 15 {
+        0 => &mut regs.rax,
+        1 => &mut regs.rcx,
+        2 => &mut regs.rdx,
+        3 => &mut regs.rbx,
+        4 => &mut regs.rsp,
+        5 => &mut regs.rbp,
+        6 => &mut regs.rsi,
+        7 => &mut regs.rdi,
+        8 => &mut regs.r8,
+        9 => &mut regs.r9,
+        10 => &mut regs.r10,
+        11 => &mut regs.r11,
+        12 => &mut regs.r12,
+        13 => &mut regs.r13,
+        14 => &mut regs.r14,
+        _ => &mut regs.r15,
+    }
+}
+
+/// The CR4 a PV guest sees: the host's paging and SSE bits, nothing it could misuse.
+fn guest_cr4() -> u64 {
+    let cr4: u64;
+    // SAFETY: reading CR4 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack)) };
+    cr4 & ((1 << 5) | (1 << 7) | (1 << 9) | (1 << 10))
+}
+
+/// `mov cr, reg` / `mov reg, cr` in guest kernel mode (Xen's emulation of CR accesses):
+/// CR0 (TS is the guest's `fpu_taskswitch` state), CR2 (the last fault address), CR3
+/// (the kernel base pointer; a write is `MMUEXT_NEW_BASEPTR`), CR4 (read-only view).
+fn mov_cr(
+    d: &mut Domain,
+    vi: usize,
+    regs: &mut crate::arch::percpu::Regs,
+    to_cr: bool,
+    modrm: u8,
+    rex: u8,
+) -> Emulated {
+    if modrm >> 6 != 3 {
+        return Emulated::No;
+    }
+    let cr = ((modrm >> 3) & 7) | ((rex & 4) << 1);
+    let reg = (modrm & 7) | ((rex & 1) << 3);
+    let Some(v) = d.vcpus.get(vi) else {
+        return Emulated::No;
+    };
+    if !to_cr {
+        let val = match cr {
+            0 => {
+                let cr0: u64;
+                // SAFETY: reading CR0 has no side effects.
+                unsafe { core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack)) };
+                (cr0 & !(1 << 3)) | if v.fpu_ts { 1 << 3 } else { 0 }
+            }
+            2 => crate::arch::x86::cr2(),
+            3 => v.kernel_l4() << 12,
+            4 => guest_cr4(),
+            _ => return Emulated::No,
+        };
+        *gpr(regs, reg) = val;
+        return Emulated::Done;
+    }
+    let val = *gpr(regs, reg);
+    match cr {
+        0 => {
+            let Some(v) = d.vcpus.get_mut(vi) else {
+                return Emulated::No;
+            };
+            v.fpu_ts = val & (1 << 3) != 0;
+            if v.fpu_ts {
+                crate::arch::x86::stts();
+            } else {
+                crate::arch::x86::clts();
+            }
+            Emulated::Done
+        }
+        3 => {
+            let op = xen_abi::mm::MmuextOp {
+                cmd: xen_abi::mm::MMUEXT_NEW_BASEPTR,
+                _pad: 0,
+                arg1: val >> 12,
+                arg2: 0,
+            };
+            let id = d.id;
+            let Some(v) = d.vcpus.get_mut(vi) else {
+                return Emulated::No;
+            };
+            let r = crate::mm::with_mmu(|mmu| {
+                mmu.mmuext_op(
+                    &mut crate::mm::HvMem,
+                    hv_core::mm::MmuCtx::local(id),
+                    &mut v.mm,
+                    &op,
+                )
+            });
+            match r {
+                Some(Ok(f)) => {
+                    pv::load_mode(v);
+                    crate::mm::perform(f);
+                    Emulated::Done
+                }
+                _ => Emulated::No,
+            }
+        }
+        4 if val == guest_cr4() => Emulated::Done,
+        _ => Emulated::No,
+    }
+}
+
 /// #GP(0) from the guest: emulate what is allowed.
 pub fn privileged_op(d: &mut Domain, vi: usize, regs: &mut crate::arch::percpu::Regs) -> Emulated {
     let Some(v) = d.vcpus.get(vi) else {
         return Emulated::No;
     };
-    let mut b = [0u8; 4];
+    let mut b = [0u8; 6];
     if !fetch(v, regs.rip, &mut b) {
         return Emulated::No;
     }
-    let (opsize16, op, rest) = if b[0] == 0x66 {
-        (true, b[1], &b[2..])
+    // Prefixes: operand size (0x66), then at most one REX.
+    let mut i = 0usize;
+    let opsize16 = b[0] == 0x66;
+    if opsize16 {
+        i += 1;
+    }
+    let rex = if (0x40..=0x4f).contains(&b[i]) {
+        i += 1;
+        b[i - 1]
     } else {
-        (false, b[0], &b[1..])
+        0
     };
-    let prefix = u64::from(opsize16);
+    let (op, rest) = (b[i], &b[i + 1..]);
+    let prefix = i as u64;
+    if op == 0x0f && (rest[0] == 0x20 || rest[0] == 0x22) && v.kernel_mode {
+        let r = mov_cr(d, vi, regs, rest[0] == 0x22, rest[1], rex);
+        if r == Emulated::Done {
+            regs.rip = regs.rip.wrapping_add(prefix + 3);
+        }
+        return r;
+    }
+
     match op {
         // in/out with an immediate port or dx.
         0xe4..=0xe7 | 0xec..=0xef => {

@@ -362,7 +362,8 @@ fn software_interrupt(d: &mut Domain, vi: usize, regs: &mut Regs, vector: u32) {
         .get(vi)
         .and_then(|v| v.traps.get(vector as usize).copied())
         .unwrap_or_default();
-    if ti.flags & 3 < 3 {
+    let kernel = d.vcpus.get(vi).is_some_and(|v| v.kernel_mode);
+    if !permit_softint(ti.flags, kernel) {
         // Not allowed from ring 3: a #GP with the IDT error code, as hardware would.
         regs.rip = regs.rip.wrapping_sub(2);
         inject(d, vi, regs, 13, Some((vector << 3) | 2));
@@ -394,13 +395,15 @@ fn exception(d: &mut Domain, vi: usize, regs: &mut Regs) -> After {
         13 => {
             if regs.error_code & 3 == 2 {
                 // `int N` through a DPL-0 gate: a software interrupt the guest may allow.
-                let n = regs.error_code >> 3;
+                let n = int_vector(d, vi, regs);
+
                 let ti = d
                     .vcpus
                     .get(vi)
                     .and_then(|v| v.traps.get(n as usize).copied())
                     .unwrap_or_default();
-                if ti.flags & 3 == 3 && ti.address != 0 {
+                let kernel = d.vcpus.get(vi).is_some_and(|v| v.kernel_mode);
+                if permit_softint(ti.flags, kernel) && ti.address != 0 {
                     regs.rip = regs.rip.wrapping_add(2);
                     inject(d, vi, regs, n, None);
                     return After::Resume;
@@ -415,17 +418,52 @@ fn exception(d: &mut Domain, vi: usize, regs: &mut Regs) -> After {
         }
         14 => {
             let cr2 = crate::arch::x86::cr2();
-            if let Some(v) = d.vcpus.get(vi) {
-                SharedInfo::new(d.shared_info_mfn).set_cr2(v.id, cr2);
-            }
+            let Some(v) = d.vcpus.get(vi) else {
+                return After::Stopped;
+            };
+            SharedInfo::new(d.shared_info_mfn).set_cr2(v.id, cr2);
+            // The guest kernel runs in ring 3, so hardware always sets the user bit:
+            // report it as the guest sees its own privilege (Xen's pv_inject_event).
+            const PFEC_USER: u32 = 1 << 2;
+            let ec = (regs.error_code & !PFEC_USER) | if v.kernel_mode { 0 } else { PFEC_USER };
+            inject(d, vi, regs, 14, Some(ec));
+            return After::Resume;
         }
         _ => {}
     }
     inject(d, vi, regs, vector, ec);
+
     After::Resume
 }
 
+/// Xen's `permit_softint` for 64-bit PV: guest kernel mode counts as ring 1, so a
+/// trap-table entry of DPL ≥ 1 may be raised with `int` from the kernel, DPL 3 from user.
+fn permit_softint(flags: u8, kernel_mode: bool) -> bool {
+    u32::from(flags & 3) >= if kernel_mode { 1 } else { 3 }
+}
+
+/// The vector of an `int N` that raised #GP with the IDT flag. Hardware reports
+/// `N << 3 | 2`; QEMU's TCG reports `N * 16 + 2` in long mode (so real Xen under TCG
+/// misroutes these). The instruction itself (`cd NN`) settles it.
+fn int_vector(d: &Domain, vi: usize, regs: &Regs) -> u32 {
+    let from_ec = regs.error_code >> 3;
+    let mut b = [0u8; 2];
+    let fetched = d
+        .vcpus
+        .get(vi)
+        .is_some_and(|v| guest_mem::copy_from_guest(current_l4(v), regs.rip, &mut b).is_ok());
+    if fetched
+        && b[0] == 0xcd
+        && (u32::from(b[1]) == from_ec || u32::from(b[1]) == regs.error_code >> 4)
+    {
+        u32::from(b[1])
+    } else {
+        from_ec
+    }
+}
+
 /// Read a guest struct for a hypercall, mapping faults to `-EFAULT`.
+
 pub fn read_arg<T: guest_mem::Pod>(v: &Vcpu, va: u64) -> Result<T, Errno> {
     guest_mem::read(current_l4(v), va).map_err(|_| EFAULT)
 }
