@@ -463,7 +463,6 @@ fn int_vector(d: &Domain, vi: usize, regs: &Regs) -> u32 {
 }
 
 /// Read a guest struct for a hypercall, mapping faults to `-EFAULT`.
-
 pub fn read_arg<T: guest_mem::Pod>(v: &Vcpu, va: u64) -> Result<T, Errno> {
     guest_mem::read(current_l4(v), va).map_err(|_| EFAULT)
 }
