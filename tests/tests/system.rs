@@ -86,6 +86,36 @@ fn hello_boots_from_grub_iso_multiboot2() {
     }
 }
 
+/// dom0's shutdown reason decides how the machine stops, and QEMU's exit status says it.
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn dom0_reboot_and_crash_give_distinct_exit_statuses() {
+    for (arg, said, status) in [
+        (
+            "reboot",
+            "hypervisor: dom0 rebooted: rebooting machine",
+            EXIT_REBOOT,
+        ),
+        (
+            "crash",
+            "hypervisor: dom0 crashed: powering off (crash)",
+            EXIT_CRASH,
+        ),
+    ] {
+        let args = hv_kernel_args(
+            1,
+            "console=com1 dom0_mem=64M",
+            &image("hello"),
+            &format!("hello {arg}"),
+            None,
+        );
+        let mut s = Session::start(&format!("hello-{arg}"), &args);
+        s.expect("hello: breakpoint handled", BOOT);
+        s.expect(said, BOOT);
+        assert_eq!(s.wait_exit(BOOT), status, "exit status after dom0 {arg}");
+    }
+}
+
 #[test]
 #[ignore = "needs the images: run `cargo xtask test`"]
 fn a_kernel_without_xen_notes_is_refused() {

@@ -83,6 +83,24 @@ mod guest {
         unsafe { core::arch::asm!("int3") };
         println!("hello: breakpoint handled, back from iret");
 
-        println!("hello: powering off");
+        // How to end, from the command line: `reboot`, `crash`, or power off (default).
+        let words = si.cmd_line_bytes().split(|&b| b == b' ');
+        let mut end = b"poweroff".as_slice();
+        for w in words {
+            if w == b"reboot" || w == b"crash" {
+                end = w;
+            }
+        }
+        match end {
+            b"reboot" => {
+                println!("hello: rebooting");
+                guest_sdk::sched::reboot()
+            }
+            b"crash" => {
+                println!("hello: crashing on purpose");
+                guest_sdk::sched::crash()
+            }
+            _ => println!("hello: powering off"),
+        }
     }
 }
