@@ -23,6 +23,105 @@ pub const INVALID_M2P: u64 = u64::MAX;
 
 extern "C" {
     static boot_pml4: u8;
+    static __image_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __image_end: u8;
+}
+
+const PTE_GLOBAL: u64 = 1 << 8;
+const PTE_NX: u64 = 1 << 63;
+const PTE_RW: u64 = 1 << 1;
+
+/// Replace the boot mappings of slots 261 (image) and 262 (direct map): the direct map
+/// becomes non-executable, and the image W^X (text RX, rodata R, data and bss RW),
+/// all global. Runs on the boot CPU before the other CPUs start.
+fn harden(boot: u64) -> Result<(), &'static str> {
+    let (_, _, _, edx) = crate::arch::x86::cpuid(0x8000_0001, 0);
+    let nx = if edx & (1 << 20) != 0 {
+        // SAFETY: EFER exists on every x86_64 CPU; NXE only enables the NX bit.
+        unsafe {
+            crate::arch::x86::wrmsr(
+                0xC000_0080,
+                crate::arch::x86::rdmsr(0xC000_0080) | (1 << 11),
+            )
+        };
+        PTE_NX
+    } else {
+        0
+    };
+    // Direct map: 4 GiB with 2 MiB pages.
+    let dm_pdpt = mem::alloc_frame().ok_or("no memory for page tables")?;
+    for g in 0..(mem::MAX_PHYS >> 30) {
+        let pd = mem::alloc_frame().ok_or("no memory for page tables")?;
+        for i in 0..512u64 {
+            let pa = (g << 30) | (i << 21);
+            write_entry(
+                pd,
+                i as usize,
+                pa | PTE_PRESENT | PTE_RW | PTE_PSE | PTE_GLOBAL | nx,
+            );
+        }
+        write_entry(dm_pdpt, g as usize, (pd << 12) | PTE_PRESENT | PTE_RW);
+    }
+    // The image: 4 KiB pages with per-section rights.
+    let va = |s: *const u8| s as u64;
+    let (start, text_end, ro_end, end) = (
+        va(core::ptr::addr_of!(__image_start)),
+        va(core::ptr::addr_of!(__text_end)),
+        va(core::ptr::addr_of!(__rodata_end)),
+        va(core::ptr::addr_of!(__image_end)),
+    );
+    let base = mem::IMAGE_OFFSET; // maps physical 0 (slot 261, L3 index 321)
+    let pages = (end - base).div_ceil(4096);
+    if pages > 512 * 512 {
+        return Err("the hypervisor image is too large");
+    }
+    let img_pdpt = mem::alloc_frame().ok_or("no memory for page tables")?;
+    let img_pd = mem::alloc_frame().ok_or("no memory for page tables")?;
+    let mut page = (start - base) / 4096;
+    while page < pages {
+        let (l2i, l1i) = ((page / 512) as usize, (page % 512) as usize);
+        let mut l1 = read_entry(img_pd, l2i) >> 12 & 0xf_ffff_ffff;
+        if read_entry(img_pd, l2i) & PTE_PRESENT == 0 {
+            l1 = mem::alloc_frame().ok_or("no memory for page tables")?;
+            write_entry(img_pd, l2i, (l1 << 12) | PTE_PRESENT | PTE_RW);
+        }
+        let v = base + page * 4096;
+        let rights = if v < text_end {
+            0
+        } else if v < ro_end {
+            nx
+        } else {
+            PTE_RW | nx
+        };
+        write_entry(
+            l1,
+            l1i,
+            ((page * 4096) & !0xfff) | PTE_PRESENT | PTE_GLOBAL | rights,
+        );
+        page += 1;
+    }
+    let l3i = ((base >> 30) & 511) as usize;
+    write_entry(img_pdpt, l3i, (img_pd << 12) | PTE_PRESENT | PTE_RW);
+    let slot = |a: u64| ((a >> 39) & 511) as usize;
+    write_entry(boot, slot(base), (img_pdpt << 12) | PTE_PRESENT | PTE_RW);
+    write_entry(
+        boot,
+        slot(mem::DIRECTMAP_BASE),
+        (dm_pdpt << 12) | PTE_PRESENT | PTE_RW,
+    );
+    // SAFETY: the new tables map the image at the same addresses (with narrower rights
+    // that match what each section is used for) and the direct map identically, so the
+    // code running now stays mapped; toggling CR4.PGE flushes global entries too.
+    unsafe {
+        let cr4: u64;
+        core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack));
+        core::arch::asm!("mov cr4, {}", in(reg) cr4 & !(1 << 7), options(nostack));
+        core::arch::asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack));
+        core::arch::asm!("mov cr4, {}", in(reg) cr4 | (1 << 7), options(nostack));
+    }
+    Ok(())
 }
 
 fn read_entry(table_mfn: u64, i: usize) -> u64 {
@@ -47,6 +146,7 @@ fn write_entry(table_mfn: u64, i: usize, val: u64) {
 /// Build the master L4 and the M2P for `max_mfn` frames. Boot CPU, once.
 pub fn init(max_mfn: u64) -> Result<(), &'static str> {
     let boot = mem::virt_to_phys(core::ptr::addr_of!(boot_pml4) as u64) >> 12;
+    harden(boot)?;
     let master = mem::alloc_frame().ok_or("no memory for the master L4")?;
     for i in HYPERVISOR_L4_FIRST..=HYPERVISOR_L4_LAST {
         write_entry(master, i, read_entry(boot, i));
