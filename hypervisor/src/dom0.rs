@@ -8,7 +8,7 @@
 extern crate alloc;
 
 use crate::arch::power;
-use crate::domain::{Domain, Vcpu, DOMAINS};
+use crate::domain::{Domain, Vcpu};
 use crate::mem::phys_to_virt;
 use crate::mm::{HvMem, MMU};
 use crate::shinfo::SharedInfo;
@@ -267,10 +267,16 @@ pub fn build(bi: &multiboot::BootInfo, opts: &cmdline::Options) -> ! {
         tot_pages: nr_pages,
         vm_assist: 0,
         shutdown: None,
+        paused: false,
         evtchn: hv_core::evtchn::Table::new(hv_core::evtchn::NR_EVENT_CHANNELS),
         cmdline,
     });
-    DOMAINS.lock().doms.push(d);
+    let mut d = d;
+    if let Some(v) = d.vcpus.first_mut() {
+        v.state = crate::domain::RunState::Runnable;
+    }
+    crate::domain::lock().doms.push(d);
     drop(p2m);
-    crate::sched::start(0, 0)
+    log::info!("d0v0: starting");
+    crate::sched::run_loop()
 }

@@ -36,10 +36,24 @@ pub enum RunState {
 #[derive(Clone, Copy)]
 pub struct FpuState(pub [u8; 512]);
 
+impl FpuState {
+    /// The state after `fninit`, with SSE exceptions masked (MXCSR 0x1f80).
+    pub fn initial() -> FpuState {
+        let mut s = [0u8; 512];
+        s[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
+        s[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        FpuState(s)
+    }
+}
+
 pub struct Vcpu {
     pub id: u32,
     pub regs: Regs,
     pub state: RunState,
+    /// The CPU this vCPU is loaded on, if any.
+    pub running_on: Option<usize>,
+    /// Hard affinity: the CPUs it may run on (`xl vcpu-pin`).
+    pub affinity: u64,
     /// Guest kernel mode (true) or guest user mode.
     pub kernel_mode: bool,
     /// Kernel and user base pointers and LDT, changed only by `hv_core::mm::Mmu`.
@@ -90,6 +104,8 @@ impl Vcpu {
             id,
             regs: Regs::default(),
             state: RunState::Down,
+            running_on: None,
+            affinity: u64::MAX,
             kernel_mode: true,
             mm: hv_core::mm::VcpuMm::new(),
             kernel_ss: 0,
@@ -106,7 +122,7 @@ impl Vcpu {
             gs_base_user: 0,
             iopl: 0,
             fpu_ts: false,
-            fpu: FpuState([0; 512]),
+            fpu: FpuState::initial(),
             gdt_frames: heapless::Vec::new(),
             gdt_ents: 0,
             timer_deadline: 0,
@@ -135,6 +151,8 @@ pub struct Domain {
     pub tot_pages: u64,
     pub vm_assist: u64,
     pub shutdown: Option<Shutdown>,
+    /// Paused by the toolstack (`xl pause`): its vCPUs do not run.
+    pub paused: bool,
     pub evtchn: hv_core::evtchn::Table,
     pub cmdline: heapless::String<1024>,
 }
@@ -150,7 +168,22 @@ impl DomainTable {
 }
 
 /// Every domain. Lock order: first (before `mm`, `heap`, `console`).
+///
+/// Take it with [`lock`] outside interrupt handlers (it waits with interrupts enabled,
+/// so a waiting CPU still answers TLB-flush IPIs) and only with `try_lock` inside them.
 pub static DOMAINS: Mutex<DomainTable> = Mutex::new(DomainTable { doms: Vec::new() });
+
+/// Take `DOMAINS` from a non-interrupt context (interrupts off on entry and on return).
+pub fn lock() -> spin::MutexGuard<'static, DomainTable> {
+    loop {
+        if let Some(g) = DOMAINS.try_lock() {
+            return g;
+        }
+        // SAFETY: no lock is held here (lock order: DOMAINS is first), so interrupt
+        // handlers may run; they never wait for DOMAINS (try_lock only).
+        unsafe { core::arch::asm!("sti", "pause", "cli", options(nomem, nostack)) };
+    }
+}
 
 /// Which (domain, vCPU) a CPU runs, packed in `CpuInfo::current`.
 pub fn pack_current(dom: DomId, vcpu: u32) -> u64 {

@@ -2,7 +2,7 @@
 //!
 //! The port table decides; this module flips the bits in `shared_info` and wakes vCPUs.
 
-use crate::domain::{Domain, RunState};
+use crate::domain::Domain;
 use crate::hypercall::Ret;
 use crate::pv::{self, After};
 use crate::shinfo::SharedInfo;
@@ -24,10 +24,12 @@ pub fn set_pending(d: &mut Domain, vcpu: u32, port: u32) {
         0
     };
     let woke = sh.set_pending(target, port);
-    if let Some(v) = d.vcpus.get_mut(target as usize) {
-        if (woke || poll_hit(v, port)) && v.state == RunState::Blocked {
-            v.state = RunState::Runnable;
-        }
+    let hit = d
+        .vcpus
+        .get(target as usize)
+        .is_some_and(|v| poll_hit(v, port));
+    if woke || hit {
+        crate::sched::wake(d, target as usize);
     }
 }
 
@@ -59,8 +61,6 @@ pub fn set_timer(d: &mut Domain, vi: usize, t: u64) {
     if t <= now_ns() {
         v.timer_deadline = 0;
         send_virq(d, vi, xen_abi::xen::VIRQ_TIMER);
-    } else {
-        crate::sched::timer_changed();
     }
 }
 
@@ -84,10 +84,8 @@ pub fn fire_timers(d: &mut Domain, now: u64) {
         if poll_due {
             if let Some(v) = d.vcpus.get_mut(vi) {
                 v.poll_deadline = 0;
-                if v.state == RunState::Blocked {
-                    v.state = RunState::Runnable;
-                }
             }
+            crate::sched::wake(d, vi);
         }
     }
 }
@@ -252,11 +250,7 @@ pub fn event_channel_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, E
             let port = u32_at(&b, 0);
             let ch = d.evtchn.get(port).copied().ok_or(EINVAL)?;
             if SharedInfo::new(d.shared_info_mfn).unmask(ch.vcpu, port) {
-                if let Some(v) = d.vcpus.get_mut(ch.vcpu as usize) {
-                    if v.state == RunState::Blocked {
-                        v.state = RunState::Runnable;
-                    }
-                }
+                crate::sched::wake(d, ch.vcpu as usize);
             }
             Ok(0)
         }
@@ -305,8 +299,5 @@ pub fn sched_poll(d: &mut Domain, vi: usize, arg: u64) -> (Ret, After) {
     };
     v.poll_ports = ports;
     v.poll_deadline = timeout;
-    if timeout != 0 {
-        crate::sched::timer_changed();
-    }
     (Ret::Value(0), After::Block)
 }

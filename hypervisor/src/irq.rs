@@ -79,6 +79,10 @@ pub fn handle(vector: u32) {
                 timer_tick(cpu);
             }
         }
+        Ok(crate::mm::VECTOR_FLUSH) => {
+            apic::eoi();
+            crate::mm::flush_ipi();
+        }
         Ok(VECTOR_EVENT_CHECK) => {
             apic::eoi();
             if let Some(c) = EVENT_CHECKS.get(cpu) {

@@ -50,9 +50,7 @@ impl PhysMem for HvMem {
         crate::paging::m2p_set(mfn, pfn);
     }
     fn flush_tlbs_all(&mut self) {
-        // Guests run on the boot CPU only for now, so a local flush covers every TLB
-        // that can hold a guest mapping.
-        flush_local();
+        flush_everywhere();
     }
     fn frame_released(&mut self, mfn: u64) {
         crate::paging::m2p_set(mfn, crate::paging::INVALID_M2P);
@@ -63,6 +61,68 @@ impl PhysMem for HvMem {
 fn flush_local() {
     // SAFETY: reloading CR3 with its own value only flushes non-global TLB entries.
     unsafe { core::arch::asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack)) };
+}
+
+/// Flush this CPU's whole TLB, global entries included (guest user mappings are global).
+pub fn flush_local_all() {
+    // SAFETY: toggling CR4.PGE flushes all TLB entries; the hypervisor stays mapped.
+    unsafe {
+        let cr4: u64;
+        core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack));
+        core::arch::asm!("mov cr4, {}", in(reg) cr4 & !(1 << 7), options(nostack));
+        core::arch::asm!("mov cr4, {}", in(reg) cr4, options(nostack));
+    }
+}
+
+/// IPI vector: flush everything and acknowledge.
+pub const VECTOR_FLUSH: u8 = 0xf2;
+static FLUSH_GEN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static FLUSH_ACK: [core::sync::atomic::AtomicU64; crate::arch::percpu::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; crate::arch::percpu::MAX_CPUS];
+
+/// The flush IPI's handler.
+pub fn flush_ipi() {
+    flush_local_all();
+    let cpu = crate::arch::cpu::current_id() as usize;
+    if let Some(a) = FLUSH_ACK.get(cpu) {
+        a.store(
+            FLUSH_GEN.load(core::sync::atomic::Ordering::Acquire),
+            core::sync::atomic::Ordering::Release,
+        );
+    }
+}
+
+/// Flush every CPU's TLB and wait until all have (P2: a frame changing type may be
+/// cached writable anywhere). Other CPUs answer from guest mode, from idle, or while
+/// waiting for the domain lock (which they wait for with interrupts on).
+pub fn flush_everywhere() {
+    use core::sync::atomic::Ordering;
+    flush_local_all();
+    let me = crate::arch::cpu::current_id() as usize;
+    let gen = FLUSH_GEN.fetch_add(1, Ordering::AcqRel) + 1;
+    let mut pending = 0u64;
+    for cpu in 0..crate::arch::percpu::MAX_CPUS {
+        if cpu != me && crate::smp::is_online(cpu) && crate::smp::send_ipi(cpu, VECTOR_FLUSH) {
+            pending |= 1 << cpu;
+        }
+    }
+    let deadline = crate::arch::timer::now_ns() + 100_000_000;
+    while pending != 0 {
+        for cpu in 0..crate::arch::percpu::MAX_CPUS {
+            if pending & (1 << cpu) != 0
+                && FLUSH_ACK
+                    .get(cpu)
+                    .is_some_and(|a| a.load(Ordering::Acquire) >= gen)
+            {
+                pending &= !(1 << cpu);
+            }
+        }
+        if crate::arch::timer::now_ns() > deadline {
+            log::error!("mm: CPUs {pending:#x} did not acknowledge a TLB flush");
+            break;
+        }
+        core::hint::spin_loop();
+    }
 }
 
 fn invlpg(va: u64) {

@@ -8,7 +8,7 @@
 //! guest returns with the `iret` hypercall (`do_iret`).
 
 use crate::arch::percpu::{self, Regs, VECTOR_SYSCALL};
-use crate::domain::{self, Domain, Shutdown, Vcpu, DOMAINS};
+use crate::domain::{self, Domain, Shutdown, Vcpu};
 use crate::guest_mem;
 use crate::shinfo::SharedInfo;
 use xen_abi::errno::{Errno, EFAULT, EINVAL};
@@ -226,7 +226,7 @@ pub fn guest_event(regs: &mut Regs) -> *mut Regs {
         8 | 18 => crate::traps::fatal(regs),
         _ => {}
     }
-    let mut doms = DOMAINS.lock();
+    let mut doms = domain::lock();
     let Some(d) = doms.get(domid) else {
         crate::traps::fatal(regs)
     };
@@ -242,7 +242,7 @@ pub fn guest_event(regs: &mut Regs) -> *mut Regs {
             // A device or timer interrupt while the guest ran.
             drop(doms);
             crate::irq::handle(vector);
-            doms = DOMAINS.lock();
+            doms = domain::lock();
             After::Resume
         }
     };
@@ -253,24 +253,7 @@ pub fn guest_event(regs: &mut Regs) -> *mut Regs {
 /// Common exit (no lock held): handle a stopped domain or a blocked vCPU, deliver
 /// pending events, re-arm the timer, sanitise the frame.
 pub fn finish(domid: crate::domain::DomId, vid: u32, regs: &mut Regs, after: After) -> *mut Regs {
-    if matches!(after, After::Block) {
-        crate::sched::block(domid, vid);
-    }
-    let mut doms = DOMAINS.lock();
-    if let Some(d) = doms.get(domid) {
-        if d.shutdown.is_none() {
-            // Delivering an upcall can itself crash the domain (bad kernel stack).
-            deliver_events(d, vid as usize, regs);
-        }
-        if d.shutdown.is_none() {
-            crate::sched::arm_timer(d);
-            sanitise(regs);
-            return regs as *mut Regs;
-        }
-    }
-    drop(doms);
-    // Does not return to this domain.
-    crate::sched::domain_stopped(domid, regs)
+    crate::sched::exit(domid, vid, regs, matches!(after, After::Block))
 }
 
 /// If the vCPU has an event upcall pending and unmasked, bounce to its callback.

@@ -1,97 +1,348 @@
-//! Scheduling: running a vCPU, blocking it until it has work, and what happens when a
-//! domain stops.
+//! Scheduling mechanism: which vCPU each CPU runs, the context switch, idling, and what
+//! happens when a domain stops.
 //!
-//! This first scheduler runs one vCPU per CPU (dom0's vCPU 0 on the boot CPU). A
-//! blocked vCPU idles its CPU in place (`sti; hlt`) with no lock held; interrupts wake
-//! it (the timer fires its single-shot timer or poll timeout as a VIRQ).
+//! Every CPU enters guests through `run_loop` (the boot CPU after building dom0, the
+//! others from their bring-up). A vCPU's context lives in `Vcpu::regs`/`fpu` while it is
+//! not running and in the CPU's guest frame (`CpuInfo::guest_regs`) and registers while
+//! it is. On the way back to a guest (`exit`), the CPU keeps its vCPU, or saves it and
+//! loads another one, or idles with interrupts on and no lock held until one is runnable.
+//!
+//! Guest timers: CPU 0 is the timer CPU; its deadline is the earliest guest timer of any
+//! vCPU (and the 10 ms tick), and it wakes vCPUs wherever they are. Every CPU running a
+//! guest ticks every 10 ms for time slices.
+//!
+//! Which vCPU to run is `pick`'s decision: round-robin among runnable vCPUs allowed on
+//! this CPU (interim policy; weights and caps arrive with `hv_core::sched`).
 
-use crate::arch::percpu::{self, Regs};
+use crate::arch::percpu::{self, Regs, MAX_CPUS};
 use crate::arch::{power, x86};
-use crate::domain::{self, DomId, RunState, Shutdown, DOMAINS};
+use crate::domain::{self, DomId, DomainTable, RunState, Shutdown, DOMAINS};
 use crate::shinfo::SharedInfo;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// Enter vCPU `vid` of domain `domid` on this CPU for the first time.
-pub fn start(domid: DomId, vid: u32) -> ! {
-    let frame = percpu::this_cpu_guest_frame();
-    {
-        let mut doms = DOMAINS.lock();
-        let Some(d) = doms.get(domid) else {
-            power::off(power::Reason::HypervisorFailure)
-        };
-        let Some(v) = d.vcpus.get_mut(vid as usize) else {
-            power::off(power::Reason::HypervisorFailure)
-        };
-        v.state = RunState::Runnable;
-        // SAFETY: `frame` is this CPU's guest frame in its CpuInfo; nothing else uses it
-        // until we iret from it below.
-        unsafe {
-            *frame = v.regs;
-            (*percpu::this_cpu()).current = domain::pack_current(domid, vid);
-        }
-        crate::pv::load_mode(v);
-        arm_timer(d);
-        // SAFETY: as above.
-        crate::pv::sanitise(unsafe { &mut *frame });
-    }
-    log::info!("d{domid}v{vid}: starting");
-    // SAFETY: the frame holds the vCPU's complete, sanitised initial context; the boot
-    // stack we leave is never used again.
-    unsafe { crate::arch::entry::resume(frame) }
+/// Length of a time slice.
+pub const SLICE_NS: u64 = 30_000_000;
+/// Tick while a guest runs (time slices) and on the timer CPU.
+pub const TICK_NS: u64 = 10_000_000;
+/// IPI vector that makes a CPU re-examine its vCPU (event check).
+pub const VECTOR_KICK: u8 = 0xf1;
+
+/// When the running vCPU's slice ends, per CPU.
+static SLICE_END: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Round-robin cursor of `pick`, per CPU.
+static CURSOR: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+
+fn this_cpu() -> usize {
+    crate::arch::cpu::current_id() as usize
 }
 
-/// Block vCPU `vid` of `domid` until it has an event (or its poll ends).
-pub fn block(domid: DomId, vid: u32) {
-    loop {
-        {
-            let mut doms = DOMAINS.lock();
-            let Some(d) = doms.get(domid) else { return };
-            if d.shutdown.is_some() {
-                return;
-            }
-            let sh = SharedInfo::new(d.shared_info_mfn);
-            let Some(v) = d.vcpus.get_mut(vid as usize) else {
-                return;
-            };
+/// What this CPU runs now.
+fn current() -> Option<(DomId, u32)> {
+    // SAFETY: `this_cpu` is this CPU's CpuInfo; `current` is only written by this CPU.
+    domain::unpack_current(unsafe { (*percpu::this_cpu()).current })
+}
+
+fn set_current(cur: Option<(DomId, u32)>) {
+    let v = cur
+        .map(|(d, v)| domain::pack_current(d, v))
+        .unwrap_or(u64::MAX);
+    // SAFETY: as `current`.
+    unsafe { (*percpu::this_cpu()).current = v };
+}
+
+/// Whether vCPU `vi` of `d` has work: runnable, or blocked with an event or poll hit.
+fn has_work(d: &mut domain::Domain, vi: usize) -> bool {
+    if d.shutdown.is_some() || d.paused {
+        return false;
+    }
+    let sh = SharedInfo::new(d.shared_info_mfn);
+    let Some(v) = d.vcpus.get_mut(vi) else {
+        return false;
+    };
+    match v.state {
+        RunState::Runnable => true,
+        RunState::Down => false,
+        RunState::Blocked => {
             let polling = !v.poll_ports.is_empty() || v.poll_deadline != 0;
             let woken = if polling {
-                v.state == RunState::Runnable || v.poll_ports.iter().any(|&p| sh.is_pending(p))
+                v.poll_ports.iter().any(|&p| sh.is_pending(p))
             } else {
-                v.state == RunState::Runnable || (sh.upcall_pending(v.id) && !sh.upcall_mask(v.id))
+                sh.upcall_pending(v.id) && !sh.upcall_mask(v.id)
             };
             if woken {
                 v.state = RunState::Runnable;
                 v.poll_ports.clear();
                 v.poll_deadline = 0;
-                return;
             }
-            v.state = RunState::Blocked;
-            arm_timer(d);
+            woken
         }
-        // Wait for an interrupt with no lock held. `sti; hlt` cannot lose a wake-up:
-        // interrupts are taken only after the `hlt` starts.
-        // SAFETY: the hypervisor's interrupt handlers run on this stack below us and
-        // return; enabling interrupts here is the one place the idle path allows them.
-        unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
     }
 }
 
-/// Program this CPU's timer for the earliest deadline of `d`'s vCPUs.
-pub fn arm_timer(d: &domain::Domain) {
-    // dom0 with VIRQ_CONSOLE bound: poll the serial line every 10 ms.
-    let console_poll = console_virq_port(d).map(|_| crate::events::now_ns() + CONSOLE_POLL_NS);
-    let next = d
-        .vcpus
+/// The interim policy: the next runnable vCPU allowed on `cpu` and not running
+/// elsewhere, round-robin from this CPU's cursor; `prefer` (the current one) is kept
+/// if nothing else waits.
+fn pick(t: &mut DomainTable, cpu: usize, prefer: Option<(DomId, u32)>) -> Option<(DomId, u32)> {
+    let mut cands: heapless::Vec<(DomId, u32), 64> = heapless::Vec::new();
+    for d in t.doms.iter_mut() {
+        for vi in 0..d.vcpus.len() {
+            let free = d.vcpus.get(vi).is_some_and(|v| {
+                (v.running_on.is_none() || v.running_on == Some(cpu))
+                    && v.affinity & (1 << cpu) != 0
+            });
+            if free && has_work(d, vi) {
+                let _ = cands.push((d.id, vi as u32));
+            }
+        }
+    }
+    if cands.is_empty() {
+        return None;
+    }
+    let start = CURSOR
+        .get(cpu)
+        .map(|c| c.fetch_add(1, Ordering::Relaxed))
+        .unwrap_or(0);
+    let others: heapless::Vec<(DomId, u32), 64> = cands
         .iter()
-        .flat_map(|v| [v.timer_deadline, v.poll_deadline])
-        .filter(|&t| t != 0)
-        .chain(console_poll)
-        .min();
-    if let Some(t) = next {
-        crate::arch::timer::set_deadline(t);
+        .copied()
+        .filter(|c| Some(*c) != prefer)
+        .collect();
+    if others.is_empty() {
+        return prefer;
+    }
+    others.get(start % others.len()).copied()
+}
+
+/// Save the context of vCPU (dom, vi) running on this CPU from `frame`.
+fn save(t: &mut DomainTable, dom: DomId, vi: u32, frame: &Regs) {
+    let Some(d) = t.get(dom) else { return };
+    let Some(v) = d.vcpus.get_mut(vi as usize) else {
+        return;
+    };
+    v.regs = *frame;
+    // SAFETY: `fpu` is a 512-byte, 16-byte-aligned area owned by this vCPU; fxsave64
+    // writes exactly that. CR0.TS is cleared first so it cannot fault.
+    unsafe {
+        x86::clts();
+        core::arch::asm!("fxsave64 [{}]", in(reg) v.fpu.0.as_mut_ptr(), options(nostack));
+    }
+    v.running_on = None;
+}
+
+/// Load vCPU (dom, vi) onto this CPU: registers into `frame`, FPU, address space, GDT.
+fn load(t: &mut DomainTable, dom: DomId, vi: u32, frame: &mut Regs) {
+    let cpu = this_cpu();
+    let Some(d) = t.get(dom) else { return };
+    let sh = SharedInfo::new(d.shared_info_mfn);
+    let Some(v) = d.vcpus.get_mut(vi as usize) else {
+        return;
+    };
+    *frame = v.regs;
+    // SAFETY: as in `save`; fxrstor64 reads the vCPU's own saved (or initial) area,
+    // whose reserved MXCSR bits are kept clear by fxsave and the initial state.
+    unsafe {
+        x86::clts();
+        core::arch::asm!("fxrstor64 [{}]", in(reg) v.fpu.0.as_ptr(), options(nostack));
+    }
+    if v.fpu_ts {
+        x86::stts();
+    }
+    v.running_on = Some(cpu);
+    crate::pv::load_mode(v);
+    // Guest user mappings are global: a new address space on this CPU needs them gone.
+    crate::mm::flush_local_all();
+    crate::desc::load_guest_gdt(v);
+    crate::time::publish_vcpu_time(&sh, v.id);
+    set_current(Some((dom, vi)));
+    if let Some(s) = SLICE_END.get(cpu) {
+        s.store(crate::events::now_ns() + SLICE_NS, Ordering::Relaxed);
     }
 }
 
-const CONSOLE_POLL_NS: u64 = 10_000_000;
+/// Make vCPU `vi` of `d` runnable and make sure some CPU will run it soon.
+pub fn wake(d: &mut domain::Domain, vi: usize) {
+    let Some(v) = d.vcpus.get_mut(vi) else { return };
+    if v.state == RunState::Blocked {
+        v.state = RunState::Runnable;
+        v.poll_ports.clear();
+        v.poll_deadline = 0;
+    }
+    let me = this_cpu();
+    match v.running_on {
+        Some(cpu) if cpu != me => {
+            // Running elsewhere: make that CPU look at its pending events now.
+            crate::smp::send_ipi(cpu, VECTOR_KICK);
+        }
+        Some(_) => {}
+        None => {
+            // Kick an idle CPU it may run on.
+            let affinity = v.affinity;
+            for cpu in 0..MAX_CPUS {
+                if cpu != me
+                    && affinity & (1 << cpu) != 0
+                    && crate::smp::is_online(cpu)
+                    && cpu_idle(cpu)
+                {
+                    crate::smp::send_ipi(cpu, VECTOR_KICK);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn cpu_idle(cpu: usize) -> bool {
+    // SAFETY: reading another CPU's `current` word; a stale value only costs a spurious
+    // or missing kick, which the tick repairs.
+    unsafe { core::ptr::read_volatile(&(*percpu::cpu_info_ptr(cpu)).current) == u64::MAX }
+}
+
+/// Enter the run loop on this CPU (never returns): run whatever is runnable, idle
+/// otherwise. The boot CPU calls this after building dom0; the others after bring-up.
+pub fn run_loop() -> ! {
+    let frame = percpu::this_cpu_guest_frame();
+    set_current(None);
+    // The 10 ms base tick on every CPU (time slices, and guest timers on CPU 0).
+    crate::irq::start_tick();
+    loop {
+        let cpu = this_cpu();
+        {
+            let mut doms = domain::lock();
+            if let Some((dom, vi)) = pick(&mut doms, cpu, None) {
+                // SAFETY: `frame` is this CPU's guest frame; no guest runs on this CPU
+                // now (we are idle), so nothing else uses it.
+                let f = unsafe { &mut *frame };
+                load(&mut doms, dom, vi, f);
+                if let Some(d) = doms.get(dom) {
+                    crate::pv::deliver_events(d, vi as usize, f);
+                }
+                arm(&mut doms, cpu);
+                crate::pv::sanitise(f);
+                drop(doms);
+                // SAFETY: the frame holds the loaded vCPU's complete, sanitised context;
+                // this idle stack is abandoned (reset on the next entry).
+                unsafe { crate::arch::entry::resume(frame) }
+            }
+            arm(&mut doms, cpu);
+        }
+        idle_wait();
+    }
+}
+
+/// Wait for an interrupt with no lock held. `sti; hlt` cannot lose a wake-up:
+/// interrupts are taken only once `hlt` has started.
+fn idle_wait() {
+    // SAFETY: interrupt handlers run on this stack below us and return; the idle path is
+    // the one place in hypervisor context where interrupts are enabled.
+    unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+}
+
+/// Program this CPU's timer: the slice end or tick while a guest runs; on CPU 0 also
+/// the earliest guest timer anywhere.
+fn arm(t: &mut DomainTable, cpu: usize) {
+    let now = crate::events::now_ns();
+    let mut next = u64::MAX;
+    if current().is_some() {
+        next = now + TICK_NS;
+    }
+    if cpu == 0 {
+        next = next.min(now + TICK_NS);
+        for d in t.doms.iter() {
+            for v in d.vcpus.iter() {
+                for dl in [v.timer_deadline, v.poll_deadline] {
+                    if dl != 0 {
+                        next = next.min(dl);
+                    }
+                }
+            }
+        }
+    }
+    if next != u64::MAX {
+        crate::arch::timer::set_deadline(next.max(now + 50_000));
+    }
+}
+
+/// The way back to the guest (`pv::finish`): keep the current vCPU, switch, or idle.
+/// Returns the frame to resume (this CPU's guest frame).
+pub fn exit(domid: DomId, vid: u32, regs: &mut Regs, block: bool) -> *mut Regs {
+    let cpu = this_cpu();
+    let mut doms = domain::lock();
+    // Stop the domain if it asked to or was crashed.
+    let stopped = doms.get(domid).is_none_or(|d| d.shutdown.is_some());
+    if stopped {
+        drop(doms);
+        domain_stopped(domid, regs);
+        doms = domain::lock();
+    } else if block {
+        if let Some(v) = doms.get(domid).and_then(|d| d.vcpus.get_mut(vid as usize)) {
+            v.state = RunState::Blocked;
+        }
+    }
+    loop {
+        let cur = current();
+        let slice_over = SLICE_END
+            .get(cpu)
+            .is_some_and(|s| crate::events::now_ns() >= s.load(Ordering::Relaxed));
+        let keep = cur.filter(|&(d, v)| doms.get(d).is_some_and(|dd| has_work(dd, v as usize)));
+        let next = if keep.is_some() && !slice_over {
+            keep
+        } else {
+            pick(&mut doms, cpu, keep)
+        };
+        if next != cur {
+            if let Some((d, v)) = cur {
+                save(&mut doms, d, v, regs);
+            }
+            set_current(None);
+            if let Some((d, v)) = next {
+                load(&mut doms, d, v, regs);
+            }
+        } else if let Some(s) = SLICE_END.get(cpu) {
+            if slice_over {
+                s.store(crate::events::now_ns() + SLICE_NS, Ordering::Relaxed);
+            }
+        }
+        if let Some((d, v)) = next {
+            let Some(dd) = doms.get(d) else { continue };
+            crate::pv::deliver_events(dd, v as usize, regs);
+            if dd.shutdown.is_some() {
+                drop(doms);
+                domain_stopped(d, regs);
+                doms = domain::lock();
+                continue;
+            }
+            arm(&mut doms, cpu);
+            crate::pv::sanitise(regs);
+            return regs as *mut Regs;
+        }
+        // Nothing to run here: idle with no lock held, then look again.
+        arm(&mut doms, cpu);
+        drop(doms);
+        idle_wait();
+        doms = domain::lock();
+    }
+}
+
+/// The timer interrupt: on CPU 0, fire every due guest timer (waking vCPUs anywhere);
+/// dom0's console input raises VIRQ_CONSOLE.
+pub fn timer_fired() {
+    let cpu = this_cpu();
+    let now = crate::events::now_ns();
+    // In an interrupt handler: never wait for the lock. Whoever holds it re-arms this
+    // CPU's timer on its way out (`arm`), so a skipped tick is only late, not lost.
+    let Some(mut doms) = DOMAINS.try_lock() else {
+        return;
+    };
+    if cpu == 0 {
+        for d in doms.doms.iter_mut() {
+            crate::events::fire_timers(d, now);
+            if console_virq_port(d).is_some() && crate::console::input_ready() {
+                crate::events::send_virq(d, 0, xen_abi::xen::VIRQ_CONSOLE);
+            }
+        }
+    }
+    arm(&mut doms, cpu);
+}
 
 /// dom0's VIRQ_CONSOLE port, if bound.
 fn console_virq_port(d: &domain::Domain) -> Option<u32> {
@@ -108,30 +359,9 @@ fn console_virq_port(d: &domain::Domain) -> Option<u32> {
         .filter(|&p| p != 0)
 }
 
-/// Called when a timer was set; the deadline is programmed on the way back to the guest.
-pub fn timer_changed() {}
-
-/// The timer interrupt on this CPU: fire the due timers of the domain it runs.
-pub fn timer_fired() {
-    // SAFETY: `this_cpu` is this CPU's CpuInfo; `current` is only written by this CPU.
-    let cur = unsafe { (*percpu::this_cpu()).current };
-    let Some((domid, _)) = domain::unpack_current(cur) else {
-        return;
-    };
-    let now = crate::events::now_ns();
-    let mut doms = DOMAINS.lock();
-    if let Some(d) = doms.get(domid) {
-        crate::events::fire_timers(d, now);
-        if console_virq_port(d).is_some() && crate::console::input_ready() {
-            crate::events::send_virq(d, 0, xen_abi::xen::VIRQ_CONSOLE);
-        }
-        arm_timer(d);
-    }
-}
-
 /// Domain `domid` stopped (shutdown or crash). For dom0, the machine follows it.
-pub fn domain_stopped(domid: DomId, regs: &mut Regs) -> ! {
-    let reason = DOMAINS.lock().get(domid).and_then(|d| d.shutdown);
+pub fn domain_stopped(domid: DomId, regs: &mut Regs) {
+    let reason = domain::lock().get(domid).and_then(|d| d.shutdown);
     if domid == 0 {
         let (what, r) = match reason {
             Some(Shutdown::Guest(0)) => ("halted", power::Reason::Poweroff),
@@ -154,6 +384,17 @@ pub fn domain_stopped(domid: DomId, regs: &mut Regs) -> ! {
         crate::smp::stop_others();
         power::off(r);
     }
-    log::info!("d{domid}: stopped ({reason:?}); nothing else to run on this CPU");
-    x86::halt_forever()
+    // Another domain: its vCPUs stop running; the toolstack decides what happens next.
+    let mut doms = domain::lock();
+    if let Some(d) = doms.get(domid) {
+        for v in d.vcpus.iter_mut() {
+            if v.state != RunState::Down {
+                v.state = RunState::Blocked;
+            }
+        }
+        log::info!("d{domid}: stopped ({reason:?})");
+    }
+    if let Some(d0) = doms.get(0) {
+        crate::events::send_virq(d0, 0, xen_abi::xen::VIRQ_DOM_EXC);
+    }
 }

@@ -233,7 +233,7 @@ pub(crate) fn ap_main(cpu: usize) -> ! {
     debug!("smp: CPU{cpu} up, APIC id {:#x}", apic::id());
     ONLINE_MASK.fetch_or(1 << cpu, Ordering::Release);
     crate::irq::start_tick();
-    idle_loop()
+    crate::sched::run_loop()
 }
 
 /// A CPU with nothing to run: wait for interrupts.

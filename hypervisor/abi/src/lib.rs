@@ -12,6 +12,7 @@
 
 pub mod callback;
 pub mod console;
+pub mod domctl;
 pub mod elfnote;
 pub mod errno;
 pub mod event_channel;
@@ -21,8 +22,10 @@ pub mod memory;
 pub mod mm;
 pub mod physdev;
 pub mod sched;
+pub mod sysctl;
 pub mod vcpu;
 pub mod version;
+pub mod wire;
 pub mod xen;
 
 pub use errno::Errno;
