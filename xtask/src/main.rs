@@ -7,7 +7,9 @@
 //!   guest as dom0 in QEMU, console on this terminal (Ctrl-A X quits QEMU).
 //! - `test`: formatting, clippy, host tests, then the system tests under QEMU.
 //! - `iso`: a GRUB (multiboot2) ISO at `target/images/hypervisor.iso`.
+//! - `bench`: path lengths of hypercalls on ours and on Xen 4.17 (`docs/perf.md`).
 
+mod bench;
 mod prereq;
 mod xenref;
 
@@ -225,7 +227,8 @@ fn main() -> ExitCode {
         Some("build") => build(),
         Some("run") => run_system(&args[1..]),
         Some("test") => test(),
-        Some("iso") => iso().map(|p| println!("{}", p.display())),
+                Some("iso") => iso().map(|p| println!("{}", p.display())),
+        Some("bench") => build().and_then(|()| bench::bench(&root(), &images_dir())),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\
@@ -233,7 +236,8 @@ fn main() -> ExitCode {
                  \n  run [--cpus N] [--guest NAME] [--iso] [--xen] [--append 'hv options']\
                  \n                        boot them in QEMU, console on this terminal\
                  \n  test                  fmt, clippy, host tests, system tests under QEMU\
-                 \n  iso                   make a GRUB (multiboot2) ISO"
+                 \n  iso                   make a GRUB (multiboot2) ISO\
+                 \n  bench                 path lengths, ours vs Xen 4.17, under QEMU -icount (docs/perf.md)"
             );
             return ExitCode::from(2);
         }
