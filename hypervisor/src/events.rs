@@ -61,6 +61,8 @@ pub fn set_timer(d: &mut Domain, vi: usize, t: u64) {
     if t <= now_ns() {
         v.timer_deadline = 0;
         send_virq(d, vi, xen_abi::xen::VIRQ_TIMER);
+    } else {
+        crate::sched::timer_changed();
     }
 }
 
@@ -299,5 +301,8 @@ pub fn sched_poll(d: &mut Domain, vi: usize, arg: u64) -> (Ret, After) {
     };
     v.poll_ports = ports;
     v.poll_deadline = timeout;
+    if timeout != 0 {
+        crate::sched::timer_changed();
+    }
     (Ret::Value(0), After::Block)
 }

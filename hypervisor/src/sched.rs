@@ -18,7 +18,7 @@ use crate::arch::percpu::{self, Regs, MAX_CPUS};
 use crate::arch::{power, x86};
 use crate::domain::{self, DomId, DomainTable, RunState, Shutdown, DOMAINS};
 use crate::shinfo::SharedInfo;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Length of a time slice.
 pub const SLICE_NS: u64 = 30_000_000;
@@ -31,6 +31,29 @@ pub const VECTOR_KICK: u8 = 0xf1;
 static SLICE_END: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Round-robin cursor of `pick`, per CPU.
 static CURSOR: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+/// Set when a CPU must reconsider what it runs (slice over, a vCPU woke for it, its
+/// vCPU's domain was paused); cleared by the slow path of `exit`.
+static NEED_RESCHED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Set when a guest timer changed, so the timer CPU re-arms on its way out.
+static TIMER_DIRTY: AtomicBool = AtomicBool::new(false);
+
+/// Ask CPU `cpu` to reconsider what it runs (and kick it if it is another CPU).
+pub fn resched(cpu: usize) {
+    if let Some(f) = NEED_RESCHED.get(cpu) {
+        f.store(true, Ordering::Release);
+    }
+    if cpu != this_cpu() {
+        crate::smp::send_ipi(cpu, VECTOR_KICK);
+    }
+}
+
+/// A guest timer changed: the timer CPU (0) must re-arm.
+pub fn timer_changed() {
+    TIMER_DIRTY.store(true, Ordering::Release);
+    if this_cpu() != 0 {
+        crate::smp::send_ipi(0, VECTOR_KICK);
+    }
+}
 
 fn this_cpu() -> usize {
     crate::arch::cpu::current_id() as usize
@@ -175,7 +198,7 @@ pub fn wake(d: &mut domain::Domain, vi: usize) {
         }
         Some(_) => {}
         None => {
-            // Kick an idle CPU it may run on.
+            // Kick an idle CPU it may run on; else this one, if allowed, reconsiders.
             let affinity = v.affinity;
             for cpu in 0..MAX_CPUS {
                 if cpu != me
@@ -183,9 +206,12 @@ pub fn wake(d: &mut domain::Domain, vi: usize) {
                     && crate::smp::is_online(cpu)
                     && cpu_idle(cpu)
                 {
-                    crate::smp::send_ipi(cpu, VECTOR_KICK);
-                    break;
+                    resched(cpu);
+                    return;
                 }
+            }
+            if affinity & (1 << me) != 0 {
+                resched(me);
             }
         }
     }
@@ -267,6 +293,32 @@ fn arm(t: &mut DomainTable, cpu: usize) {
 pub fn exit(domid: DomId, vid: u32, regs: &mut Regs, block: bool) -> *mut Regs {
     let cpu = this_cpu();
     let mut doms = domain::lock();
+    // Fast path: the vCPU goes on running here.
+    if !block
+        && !NEED_RESCHED
+            .get(cpu)
+            .is_some_and(|f| f.load(Ordering::Acquire))
+    {
+        if let Some(d) = doms.get(domid) {
+            let runnable = d
+                .vcpus
+                .get(vid as usize)
+                .is_some_and(|v| v.state == RunState::Runnable);
+            if d.shutdown.is_none() && !d.paused && runnable {
+                crate::pv::deliver_events(d, vid as usize, regs);
+                if d.shutdown.is_none() {
+                    if cpu == 0 && TIMER_DIRTY.swap(false, Ordering::AcqRel) {
+                        arm(&mut doms, cpu);
+                    }
+                    crate::pv::sanitise(regs);
+                    return regs as *mut Regs;
+                }
+            }
+        }
+    }
+    if let Some(f) = NEED_RESCHED.get(cpu) {
+        f.store(false, Ordering::Release);
+    }
     // Stop the domain if it asked to or was crashed.
     let stopped = doms.get(domid).is_none_or(|d| d.shutdown.is_some());
     if stopped {
@@ -330,6 +382,16 @@ pub fn timer_fired() {
     let now = crate::events::now_ns();
     // In an interrupt handler: never wait for the lock. Whoever holds it re-arms this
     // CPU's timer on its way out (`arm`), so a skipped tick is only late, not lost.
+    // Slice over: reconsider at the next way out.
+    if current().is_some()
+        && SLICE_END
+            .get(cpu)
+            .is_some_and(|s| now >= s.load(Ordering::Relaxed))
+    {
+        if let Some(f) = NEED_RESCHED.get(cpu) {
+            f.store(true, Ordering::Release);
+        }
+    }
     let Some(mut doms) = DOMAINS.try_lock() else {
         return;
     };

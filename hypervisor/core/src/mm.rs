@@ -22,8 +22,12 @@
 //! - **P6**: a successful L2..L4 update returns [`Flush::All`] (XSA-286).
 //! - **P7**: checked counts; the last reference is dropped only by [`Mmu::put_page`].
 //!
+//! - Grant PTEs (`PTE_GNTTAB`) are written only by [`Mmu::install_grant_l1e`] and
+//!   cleared by [`Mmu::remove_grant_l1e`]; they hold no references (the grant table
+//!   does, [`crate::grant`]), guests cannot create or overwrite them.
+//!
 //! Not done: preemption of long (de)validations (P5: a single hypercall may validate
-//! every frame of the domain, 512 entries each), grant mappings (hook only).
+//! every frame of the domain, 512 entries each).
 //!
 //! Every operation takes `&mut self`: the mechanism holds the one MMU lock per host.
 //! A failed operation leaves all reference counts as they were (property-tested).
@@ -617,6 +621,9 @@ impl<S: AsRef<[FrameInfo]> + AsMut<[FrameInfo]>> Mmu<S> {
             ) {
                 return; // MMIO: no reference was taken
             }
+            if e & PTE_GNTTAB != 0 {
+                return; // a grant mapping: its references belong to the grant table
+            }
             if e & PTE_RW != 0 {
                 self.put_page_type(mem, target);
             }
@@ -646,6 +653,11 @@ impl<S: AsRef<[FrameInfo]> + AsMut<[FrameInfo]>> Mmu<S> {
             return Err(EINVAL);
         }
         let old = mem.read_pte(table, idx);
+        if level == 1 && old & (PTE_PRESENT | PTE_GNTTAB) == PTE_PRESENT | PTE_GNTTAB {
+            // A grant mapping is destroyed only through the grant table (Xen injects #GP
+            // and unmaps implicitly; refusing keeps the maptrack exact).
+            return Err(EINVAL);
+        }
         let mut new = new;
         if new & PTE_PRESENT != 0 {
             new = self.get_entry_refs(mem, level, new, ctx.pt_owner, ctx.pg_owner)?;
@@ -1018,6 +1030,99 @@ impl<S: AsRef<[FrameInfo]> + AsMut<[FrameInfo]>> Mmu<S> {
         }
         let still_referenced = self.frames.iter().filter(|(_, f)| f.owned_by(d)).count() as u64;
         Relinquished { still_referenced }
+    }
+}
+
+/// What [`Mmu::remove_grant_l1e`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantPteGone {
+    /// The grant PTE was in place and is now cleared.
+    Cleared,
+    /// The slot is no longer in a live L1 of the mapper (the table was devalidated or
+    /// freed): the PTE is dead and nothing was written.
+    TableGone,
+}
+
+impl<S: AsRef<[FrameInfo]> + AsMut<[FrameInfo]>> Mmu<S> {
+    // ---- grant mappings (the grant table's hooks) -------------------------------------
+    //
+    // A grant PTE carries `PTE_GNTTAB` and holds **no** references of its own: the grant
+    // table takes them (a general reference, and a `Writable` type reference when RW) per
+    // mapping and drops them after the PTE is gone. Therefore: guests cannot write the
+    // bit (`allowed_flags`), validation refuses it, `mod_entry` refuses to overwrite a
+    // present grant PTE, and `put_entry_refs` skips it when an L1 is devalidated (the
+    // mapping is then dead; the grant table drops its references at unmap or teardown).
+
+    /// `d`'s live (validated, type count > 0) L1 `l1`, as a grant-PTE location.
+    fn grant_l1_ok(&self, d: DomId, l1: u64, idx: usize) -> bool {
+        idx < ENTRIES_PER_TABLE
+            && self
+                .frames
+                .get(l1)
+                .is_some_and(|f| f.owned_by(d) && f.is_live_table() == Some(1))
+    }
+
+    /// Xen's `create_grant_pv_mapping` minus the references (the caller holds them):
+    /// write a grant PTE for `mfn` into entry `idx` of `d`'s live L1 `l1`. `flags` may hold
+    /// `PTE_RW`, `PTE_USER` (application map) and `PTE_AVAIL_MASK`; the entry gets
+    /// `PRESENT|ACCESSED|DIRTY|NX|GNTTAB` and Xen's `adjust_guest_l1e`. The replaced entry's
+    /// references are dropped (a present grant PTE is never replaced: `EINVAL`).
+    /// Returns the PTE written and whether the old entry was present (the mechanism must
+    /// then invalidate the old translation).
+    pub fn install_grant_l1e<M: PhysMem>(
+        &mut self,
+        mem: &mut M,
+        d: DomId,
+        l1: u64,
+        idx: usize,
+        mfn: u64,
+        flags: u64,
+    ) -> Result<(u64, bool), Errno> {
+        if !self.grant_l1_ok(d, l1, idx)
+            || flags & !(PTE_RW | PTE_USER | PTE_AVAIL_MASK) != 0
+            || mfn > (PTE_ADDR_MASK >> PAGE_SHIFT)
+        {
+            return Err(EINVAL);
+        }
+        let old = mem.read_pte(l1, idx);
+        if old & (PTE_PRESENT | PTE_GNTTAB) == PTE_PRESENT | PTE_GNTTAB {
+            return Err(EINVAL);
+        }
+        let pte = adjust_l1(
+            (mfn << PAGE_SHIFT)
+                | flags
+                | PTE_PRESENT
+                | PTE_ACCESSED
+                | PTE_DIRTY
+                | PTE_NX
+                | PTE_GNTTAB,
+        );
+        mem.write_pte(l1, idx, pte);
+        self.put_entry_refs(mem, 1, old);
+        Ok((pte, old & PTE_PRESENT != 0))
+    }
+
+    /// Xen's `replace_grant_pv_mapping` (destroy): clear entry `idx` of `d`'s L1 `l1` if
+    /// it still holds exactly `expected` (ignoring Accessed/Dirty), as created by
+    /// [`Self::install_grant_l1e`] (G2). `TableGone` if `l1` is no longer a live L1 of `d`
+    /// (nothing written); `EINVAL` if the entry differs.
+    pub fn remove_grant_l1e<M: PhysMem>(
+        &mut self,
+        mem: &mut M,
+        d: DomId,
+        l1: u64,
+        idx: usize,
+        expected: u64,
+    ) -> Result<GrantPteGone, Errno> {
+        if !self.grant_l1_ok(d, l1, idx) {
+            return Ok(GrantPteGone::TableGone);
+        }
+        let ad = PTE_ACCESSED | PTE_DIRTY;
+        if expected & PTE_GNTTAB == 0 || mem.read_pte(l1, idx) & !ad != expected & !ad {
+            return Err(EINVAL);
+        }
+        mem.write_pte(l1, idx, 0);
+        Ok(GrantPteGone::Cleared)
     }
 }
 
