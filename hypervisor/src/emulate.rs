@@ -16,9 +16,7 @@ pub const FORCED_CPUID: [u8; 7] = [0x0f, 0x0b, b'x', b'e', b'n', 0x0f, 0xa2];
 pub enum Emulated {
     /// Not an instruction we emulate: raise the original fault.
     No,
-    Done,
-    /// `hlt`: block until an event.
-    Halt,
+        Done,
 }
 
 fn fetch(v: &Vcpu, rip: u64, buf: &mut [u8]) -> bool {
@@ -303,10 +301,7 @@ pub fn privileged_op(d: &mut Domain, vi: usize, regs: &mut crate::arch::percpu::
             regs.rip = regs.rip.wrapping_add(1);
             Emulated::Done
         }
-        0xf4 if v.kernel_mode => {
-            regs.rip = regs.rip.wrapping_add(1);
-            Emulated::Halt
-        }
+
         0x0f if v.kernel_mode => match rest[0] {
             // wbinvd / invd: no effect needed.
             0x08 | 0x09 => {

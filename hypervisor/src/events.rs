@@ -236,8 +236,8 @@ pub fn event_channel_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, E
                     remote,
                     remote_port,
                 } => (2, u32::from(remote), remote_port),
-                State::Virq { virq } => (5, virq, 0),
-                State::Ipi => (6, 0, 0),
+                State::Virq { virq } => (4, virq, 0),
+                State::Ipi => (5, 0, 0),
             };
             let mut out = b;
             out[8..12].copy_from_slice(&status.to_le_bytes());

@@ -148,3 +148,67 @@ fn hello_prints_the_same_on_real_xen_4_17() {
         s.expect(line, BOOT);
     }
 }
+
+/// The PV CPU and MMU test guest: traps and `iret`, a user-mode system call, the page
+/// table updates the hypervisor must refuse (with Xen's error codes), event channels,
+/// timers, bad hypercalls. It computes its own verdict and powers off only if all pass.
+fn pvcpu_on_ours(cpus: u32) {
+    let args = hv_kernel_args(
+        cpus,
+        "console=com1 dom0_mem=64M",
+        &image("pvcpu"),
+        "pvcpu",
+        None,
+    );
+    let mut s = Session::start(&format!("pvcpu-{cpus}cpu"), &args);
+    let verdict = s.expect(" failed", BOOT);
+    assert!(
+        verdict.contains(" 0 failed"),
+        "pvcpu reported failures:\n{}",
+        s.output
+    );
+    assert!(
+        !s.output.contains(": FAIL"),
+        "a check failed:\n{}",
+        s.output
+    );
+    assert_eq!(s.wait_exit(BOOT), EXIT_POWEROFF);
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn pvcpu_checks_pass_on_one_cpu() {
+    pvcpu_on_ours(1);
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn pvcpu_checks_pass_on_four_cpus() {
+    pvcpu_on_ours(4);
+}
+
+/// The same guest on real Xen 4.17: the reference the checks were written against.
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn pvcpu_checks_pass_on_real_xen_4_17() {
+    let args: Vec<String> = [
+        "-accel", "tcg", "-cpu", "max", "-m", "512", "-smp", "1", "-kernel",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        image("xen-4.17").display().to_string(),
+        "-append".into(),
+        "console=com1 dom0_mem=64M".into(),
+        "-initrd".into(),
+        format!("{} pvcpu", image("pvcpu").display()),
+    ])
+    .collect();
+    let mut s = Session::start("pvcpu-on-xen", &args);
+    let verdict = s.expect(" failed", BOOT);
+    assert!(
+        verdict.contains(" 0 failed"),
+        "pvcpu failed on Xen:\n{}",
+        s.output
+    );
+}
