@@ -1,6 +1,6 @@
 //! Emulation of the few privileged operations a PV kernel may legitimately perform:
 //! CPUID through Xen's forced-emulation prefix, port I/O when its virtual IOPL allows,
-//! the FS/GS base MSRs, `cli`/`sti` (the event mask) and `hlt`. Anything else is
+//! the FS/GS base MSRs, control registers and `cli`/`sti` (the event mask). Anything else (`hlt` too, as on Xen) is
 //! bounced to the guest as #GP by the caller.
 
 use crate::domain::{Domain, Vcpu};

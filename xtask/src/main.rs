@@ -227,7 +227,7 @@ fn main() -> ExitCode {
         Some("build") => build(),
         Some("run") => run_system(&args[1..]),
         Some("test") => test(),
-                Some("iso") => iso().map(|p| println!("{}", p.display())),
+        Some("iso") => iso().map(|p| println!("{}", p.display())),
         Some("bench") => build().and_then(|()| bench::bench(&root(), &images_dir())),
         _ => {
             eprintln!(

@@ -13,8 +13,11 @@
 //!   (water-filling, credit1's `credit_peak`/`credit_xtra`). Running burns credit 1:1.
 //! - Priorities: `Boost` (just woken from blocking with credit left, until its first tick),
 //!   `Under` (credit >= 0), `Over` (credit < 0). A CPU runs the best eligible vCPU: highest
-//!   priority, then most credit, then longest waiting. Credit bounds as credit1: below
-//!   `-TSLICE_NS` is forgiven, above `TSLICE_NS` the vCPU stops earning and keeps half.
+//!   priority, then most credit (credit1: round robin within a priority; ordering by
+//!   credit keeps shares accurate with several CPUs), then longest waiting. Credit bounds: below `-2*TSLICE_NS`
+//!   is forgiven; a vCPU that is not runnable with more than `TSLICE_NS` stops earning and
+//!   keeps half (credit1); a runnable one keeps at most `2*TSLICE_NS`. (credit1's tighter
+//!   bounds on runnable vCPUs lose credit and skew shares towards equal.)
 //! - Caps are a per-period budget (`cap * PERIOD_NS / 100` ns for the whole domain): when a
 //!   domain has used it, its vCPUs are *parked* until the accounting that refills it; an
 //!   overrun is carried over as debt. Slices of capped vCPUs end when the budget would.
@@ -308,9 +311,7 @@ impl Scheduler {
 
     /// May be picked by `cpu` now.
     fn eligible(&self, v: &Vcpu, cpu: u32) -> bool {
-        self.schedulable(v)
-            && v.affinity.contains(cpu)
-            && v.on_cpu.is_none_or(|c| c == cpu)
+        self.schedulable(v) && v.affinity.contains(cpu) && v.on_cpu.is_none_or(|c| c == cpu)
     }
 
     fn idle_mask(&self) -> CpuMask {
@@ -582,7 +583,7 @@ impl Scheduler {
         x.boost = x.credit >= 0 && !parked;
         let (aff, on_cpu) = (x.affinity, x.on_cpu);
         let prio = priority(x);
-        let schedulable = self.schedulable(x);
+        let schedulable = self.vcpus.get(i).is_some_and(|x| self.schedulable(x));
         if on_cpu.is_none() && schedulable {
             let free = aff.intersect(self.idle_mask()).0 & !self.tickled_mask().0;
             if free == 0 {
@@ -799,15 +800,23 @@ impl Scheduler {
                 break;
             }
         }
-        let lo = -to_i64(TSLICE_NS);
+        let lo = -to_i64(2 * TSLICE_NS);
         let hi = to_i64(TSLICE_NS);
-        for v in self.vcpus.iter_mut().filter(|v| v.active) {
+        for i in 0..self.vcpus.len() {
+            let runnable = self.vcpus.get(i).is_some_and(|v| self.runnable(v));
+            let Some(v) = self.vcpus.get_mut(i).filter(|v| v.active) else {
+                continue;
+            };
             v.credit = v.credit.saturating_add(to_i64(v.income));
             if v.credit < lo {
                 v.credit = lo;
-            } else if v.credit > hi {
+            } else if v.credit > hi && !runnable {
+                // Not using its credit: stop earning, keep half (credit1).
                 v.active = false;
                 v.credit /= 2;
+            } else if v.credit > 2 * hi {
+                // Runnable but unable to use its share (pinned, capped): bound the hoard.
+                v.credit = 2 * hi;
             }
         }
         // Parked domains may have been released; parked running vCPUs must leave.
@@ -850,7 +859,8 @@ impl Scheduler {
                 v.yielded = false;
             }
         }
-        // Best eligible: (priority, credit, waited longest); a yielding vCPU one class down.
+        // Best eligible: (priority, most credit, waited longest); a yielding vCPU one
+        // class down.
         let mut best: Option<(usize, (u8, i64, core::cmp::Reverse<u64>))> = None;
         for (i, v) in self.vcpus.iter().enumerate() {
             if !self.eligible(v, cpu) {
@@ -951,7 +961,10 @@ impl Scheduler {
 
     /// Whether `runnable` holds for `r` (test helper for the mechanism's assertions).
     pub fn is_runnable(&self, r: VcpuRef) -> bool {
-        self.vcpus.iter().find(|v| v.r == r).is_some_and(|v| self.runnable(v))
+        self.vcpus
+            .iter()
+            .find(|v| v.r == r)
+            .is_some_and(|v| self.runnable(v))
     }
 }
 

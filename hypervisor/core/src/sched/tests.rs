@@ -76,7 +76,10 @@ fn affinity_is_respected_and_migration_reported() {
     let k = m.sched.set_affinity(v(1, 0), CpuMask::single(3)).unwrap();
     m.deliver(k);
     run_checked(&mut m, 600 * MS);
-    assert_eq!(m.sched.vcpu_info(v(0, 0)).unwrap().affinity, CpuMask::single(3));
+    assert_eq!(
+        m.sched.vcpu_info(v(0, 0)).unwrap().affinity,
+        CpuMask::single(3)
+    );
     // Sharing CPU 3, each got about half of it.
     let a = run_ns(&m, v(0, 0)) as f64;
     let b = run_ns(&m, v(1, 0)) as f64;
@@ -87,10 +90,16 @@ fn affinity_is_respected_and_migration_reported() {
         s => panic!("{s:?}"),
     };
     let other = if on == 0 { 1 } else { 0 };
-    let k = m.sched.set_affinity(v(2, 0), CpuMask::single(other)).unwrap();
+    let k = m
+        .sched
+        .set_affinity(v(2, 0), CpuMask::single(other))
+        .unwrap();
     assert!(k.contains(on));
     m.deliver(k);
-    assert_eq!(m.sched.vcpu_info(v(2, 0)).unwrap().state, VcpuState::Running(other));
+    assert_eq!(
+        m.sched.vcpu_info(v(2, 0)).unwrap().state,
+        VcpuState::Running(other)
+    );
     assert_eq!(m.check(), None);
 }
 
@@ -103,7 +112,10 @@ fn bad_params_and_affinity_are_einval_and_change_nothing() {
     assert_eq!(m.sched.set_params(0, 256, 201), Err(EINVAL));
     assert_eq!(m.sched.set_params(9, 256, 0), Err(ESRCH));
     assert_eq!(m.sched.set_affinity(v(0, 0), CpuMask::EMPTY), Err(EINVAL));
-    assert_eq!(m.sched.set_affinity(v(0, 0), CpuMask::single(5)), Err(EINVAL));
+    assert_eq!(
+        m.sched.set_affinity(v(0, 0), CpuMask::single(5)),
+        Err(EINVAL)
+    );
     assert_eq!(m.sched.wake(v(0, 7)), Err(ESRCH));
     assert_eq!(m.sched.add_domain(0), Err(EEXIST));
     assert_eq!(m.sched.add_vcpu(v(0, 0), ALL), Err(EEXIST));
@@ -136,7 +148,11 @@ fn blocked_vcpu_never_runs_and_woken_one_runs_at_once() {
     // Blocked long enough, `a` has credit: waking boosts it ahead of the busy `b`.
     m.run_until(m.now + 3 * MS);
     let k = m.sched.wake(a).unwrap();
-    assert_eq!(k, CpuMask::single(0), "preempt the CPU running a lower priority");
+    assert_eq!(
+        k,
+        CpuMask::single(0),
+        "preempt the CPU running a lower priority"
+    );
     m.deliver(k);
     assert_eq!(m.sched.current(0), Some(a));
     assert_eq!(m.sched.vcpu_info(a).unwrap().priority, Priority::Boost);
@@ -218,7 +234,10 @@ fn remove_and_offline_vcpus_stop_running() {
     run_checked(&mut m, 60 * MS);
     let k = m.sched.vcpu_down(v(1, 0)).unwrap();
     m.deliver(k);
-    assert_eq!(m.sched.vcpu_info(v(1, 0)).unwrap().state, VcpuState::Offline);
+    assert_eq!(
+        m.sched.vcpu_info(v(1, 0)).unwrap().state,
+        VcpuState::Offline
+    );
     let k = m.sched.remove_domain(0).unwrap();
     m.deliver(k);
     assert!(m.sched.vcpu_info(v(0, 0)).is_none());
