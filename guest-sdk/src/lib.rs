@@ -27,7 +27,6 @@ pub mod events;
 pub mod heap;
 pub mod hypercall;
 pub mod mm;
-pub mod privileged;
 pub mod sched;
 pub mod shared;
 pub mod time;

@@ -13,4 +13,3 @@ pub mod elf;
 pub mod evtchn;
 pub mod frame;
 pub mod mm;
-pub mod sched;
