@@ -31,8 +31,16 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory (`CARGO_TARGET_DIR`, or `target/` in the workspace).
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => root().join("target"),
+    }
+}
+
 fn images_dir() -> PathBuf {
-    root().join("target/images")
+        target_dir().join("images")
 }
 
 fn cargo() -> Command {
@@ -67,7 +75,7 @@ fn build() -> Result<(), String> {
     std::fs::copy(&xen, out.join("xen-4.17"))
         .map_err(|e| format!("copy {}: {e}", xen.display()))?;
     for (_, bin, name) in IMAGES {
-        let src = root().join("target/x86_64-unknown-none/release").join(bin);
+                let src = target_dir().join("x86_64-unknown-none/release").join(bin);
         std::fs::copy(&src, out.join(name)).map_err(|e| format!("copy {}: {e}", src.display()))?;
     }
     Ok(())
