@@ -13,3 +13,4 @@ pub mod elf;
 pub mod evtchn;
 pub mod frame;
 pub mod mm;
+pub mod sched;
