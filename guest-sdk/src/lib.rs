@@ -27,6 +27,7 @@ pub mod events;
 pub mod heap;
 pub mod hypercall;
 pub mod mm;
+pub mod privileged;
 pub mod sched;
 pub mod shared;
 pub mod time;

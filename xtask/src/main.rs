@@ -40,7 +40,7 @@ fn target_dir() -> PathBuf {
 }
 
 fn images_dir() -> PathBuf {
-        target_dir().join("images")
+    target_dir().join("images")
 }
 
 fn cargo() -> Command {
@@ -75,7 +75,7 @@ fn build() -> Result<(), String> {
     std::fs::copy(&xen, out.join("xen-4.17"))
         .map_err(|e| format!("copy {}: {e}", xen.display()))?;
     for (_, bin, name) in IMAGES {
-                let src = target_dir().join("x86_64-unknown-none/release").join(bin);
+        let src = target_dir().join("x86_64-unknown-none/release").join(bin);
         std::fs::copy(&src, out.join(name)).map_err(|e| format!("copy {}: {e}", src.display()))?;
     }
     Ok(())

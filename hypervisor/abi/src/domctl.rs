@@ -305,7 +305,9 @@ pub struct XenDomctlGetdomaininfo {
     /// OUT: the domain (also echoed in `XenDomctl::domain`).
     pub domain: DomId,
     pub pad1: u16,
-    /// OUT: `XEN_DOMINF_*`, plus the shutdown code in bits 16..23.
+    /// OUT: `XEN_DOMINF_*`, plus the shutdown code in bits 16..23. Xen 4.17 stores
+    /// `shutdown_code << 16` with `shutdown_code = ~0` until the guest shuts down, so a
+    /// live domain reads `0xffff_0000 | XEN_DOMINF_*`.
     pub flags: u32,
     /// OUT: pages allocated to the domain.
     pub tot_pages: u64,
@@ -663,7 +665,8 @@ wire!(XenDomctlIoportPermission {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct XenDomctlHypercallInit {
-    /// GMFN (PFN for PV) of the domain's page to fill with hypercall stubs.
+    /// GMFN of the domain's page to fill with hypercall stubs (the MFN for PV, which is
+    /// not translated).
     pub gmfn: u64,
 }
 const _: () = assert!(core::mem::size_of::<XenDomctlHypercallInit>() == 8);
