@@ -16,7 +16,7 @@ pub const FORCED_CPUID: [u8; 7] = [0x0f, 0x0b, b'x', b'e', b'n', 0x0f, 0xa2];
 pub enum Emulated {
     /// Not an instruction we emulate: raise the original fault.
     No,
-        Done,
+    Done,
 }
 
 fn fetch(v: &Vcpu, rip: u64, buf: &mut [u8]) -> bool {

@@ -393,7 +393,7 @@ fn exception(d: &mut Domain, vi: usize, regs: &mut Regs) -> After {
                 }
             } else if regs.error_code == 0 {
                 match crate::emulate::privileged_op(d, vi, regs) {
-                                        crate::emulate::Emulated::Done => return After::Resume,
+                    crate::emulate::Emulated::Done => return After::Resume,
                     crate::emulate::Emulated::No => {}
                 }
             }
