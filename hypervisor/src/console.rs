@@ -9,6 +9,73 @@ use uart_16550::SerialPort;
 /// COM1, the hypervisor's console. Lock order: taken last (nothing is locked inside it).
 static COM1: Mutex<Option<SerialPort>> = Mutex::new(None);
 
+/// The console history (`xl dmesg`): the last `HISTORY_SIZE` bytes written, with
+/// free-running indices as Xen's conring has.
+pub const HISTORY_SIZE: usize = 16 * 1024;
+
+pub struct History {
+    buf: [u8; HISTORY_SIZE],
+    /// Total bytes ever written.
+    prod: u32,
+    /// Oldest byte still readable (moved by overwrite and by `clear`).
+    start: u32,
+}
+
+pub static HISTORY: Mutex<History> = Mutex::new(History {
+    buf: [0; HISTORY_SIZE],
+    prod: 0,
+    start: 0,
+});
+
+impl History {
+    fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if let Some(slot) = self.buf.get_mut(self.prod as usize % HISTORY_SIZE) {
+                *slot = b;
+            }
+            self.prod = self.prod.wrapping_add(1);
+        }
+        if self.prod.wrapping_sub(self.start) as usize > HISTORY_SIZE {
+            self.start = self.prod.wrapping_sub(HISTORY_SIZE as u32);
+        }
+    }
+
+    /// Xen's `read_console_ring`: from `index` if incremental (and still readable), else
+    /// from the oldest byte; returns (bytes copied, next index).
+    pub fn read(
+        &mut self,
+        out: &mut [u8],
+        incremental: bool,
+        index: u32,
+        clear: bool,
+    ) -> (usize, u32) {
+        let mut c = self.start;
+        if incremental
+            && (index.wrapping_sub(c) as i32) > 0
+            && (self.prod.wrapping_sub(index) as i32) >= 0
+        {
+            c = index;
+        }
+        let mut n = 0;
+        while c != self.prod && n < out.len() {
+            if let (Some(o), Some(&b)) = (out.get_mut(n), self.buf.get(c as usize % HISTORY_SIZE)) {
+                *o = b;
+            }
+            c = c.wrapping_add(1);
+            n += 1;
+        }
+        if clear {
+            self.start = self.prod;
+        }
+        (n, c)
+    }
+}
+
+fn record(bytes: &[u8]) {
+    // Lock order: taken after COM1's lock, and nothing is taken inside it.
+    HISTORY.lock().push(bytes);
+}
+
 /// Set up COM1 (115200 8N1, FIFOs on).
 pub fn init() {
     // SAFETY: 0x3F8 is COM1's standard I/O base; the hypervisor is the only code that
@@ -20,6 +87,7 @@ pub fn init() {
 
 /// Write raw bytes to the console (`\n` becomes `\r\n`).
 pub fn write_bytes(bytes: &[u8]) {
+    record(bytes);
     let mut guard = COM1.lock();
     if let Some(port) = guard.as_mut() {
         for &b in bytes {
@@ -47,6 +115,7 @@ pub fn write_bytes_unlocked(bytes: &[u8]) {
 
 /// Output of the hardware domain's `console_io` write: raw, as Xen prints it.
 pub fn write_guest(bytes: &[u8]) {
+    record(bytes);
     let mut guard = COM1.lock();
     if let Some(port) = guard.as_mut() {
         for &b in bytes {

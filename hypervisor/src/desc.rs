@@ -63,6 +63,20 @@ pub fn set_gdt(d: &mut Domain, vi: usize, frame_list: u64, entries: u64) -> Resu
         let mfn: u64 = pv::read_arg(v, frame_list.wrapping_add(i * 8))?;
         frames.push(mfn).map_err(|_| EINVAL)?;
     }
+    install_gdt(d, vi, &frames, entries as u32)?;
+    if let Some(v) = d.vcpus.get(vi) {
+        load_guest_gdt(v);
+    }
+    Ok(0)
+}
+
+/// Make `frames` (holding `entries` descriptors) vCPU `vi`'s GDT: type them SegDesc
+/// (validating them), then drop the old ones. Does not load it on this CPU.
+pub fn install_gdt(d: &mut Domain, vi: usize, frames: &[u64], entries: u32) -> Result<(), Errno> {
+    if entries as usize > FIRST_RESERVED || frames.len() != (entries as usize).div_ceil(512) {
+        return Err(EINVAL);
+    }
+    let frames: heapless::Vec<u64, MAX_GDT_FRAMES> = frames.iter().copied().collect();
     let id = d.id;
     {
         let mut guard = MMU.lock();
@@ -81,12 +95,21 @@ pub fn set_gdt(d: &mut Domain, vi: usize, frame_list: u64, entries: u64) -> Resu
             mmu.put_page_and_type(&mut HvMem, old);
         }
         v.gdt_frames = frames;
-        v.gdt_ents = entries as u32;
+        v.gdt_ents = entries;
     }
-    if let Some(v) = d.vcpus.get(vi) {
-        load_guest_gdt(v);
+    Ok(())
+}
+
+/// Drop vCPU `vi`'s GDT references (domain teardown).
+pub fn release_gdt(d: &mut Domain, vi: usize) {
+    let Some(v) = d.vcpus.get_mut(vi) else { return };
+    if let Some(mmu) = MMU.lock().as_mut() {
+        for &f in v.gdt_frames.iter() {
+            mmu.put_page_and_type(&mut HvMem, f);
+        }
     }
-    Ok(0)
+    v.gdt_frames.clear();
+    v.gdt_ents = 0;
 }
 
 /// `update_descriptor(ma, desc)`.

@@ -246,6 +246,7 @@ pub fn build(bi: &multiboot::BootInfo, opts: &cmdline::Options) -> ! {
     v.regs.rflags = 0x202;
     v.kernel_ss = u64::from(FLAT_KERNEL_SS);
     v.kernel_mode = true;
+    v.initialised = true;
     {
         let mut guard = MMU.lock();
         let Some(mmu) = guard.as_mut() else {
@@ -268,6 +269,13 @@ pub fn build(bi: &multiboot::BootInfo, opts: &cmdline::Options) -> ! {
         vm_assist: 0,
         shutdown: None,
         paused: false,
+        pause_count: 0,
+        dying: false,
+        max_vcpus: 1,
+        handle: [0; 16],
+        time_offset: 0,
+        weight: 256,
+        cap: 0,
         evtchn: hv_core::evtchn::Table::new(hv_core::evtchn::NR_EVENT_CHANNELS),
         cmdline,
     });

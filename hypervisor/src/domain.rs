@@ -79,6 +79,11 @@ pub struct Vcpu {
     /// Frames of the guest's GDT (each holds a SegDesc type reference) and its size.
     pub gdt_frames: heapless::Vec<u64, 14>,
     pub gdt_ents: u32,
+    /// Set once a context was loaded (`setvcpucontext`, or dom0's build).
+    pub initialised: bool,
+    /// Time this vCPU has run (ns), and when its current run started.
+    pub run_ns: u64,
+    pub run_start: u64,
     /// Absolute system time (ns) of the single-shot timer, 0 = none.
     pub timer_deadline: u64,
     /// Event-channel port bound to each VIRQ on this vCPU (0 = none).
@@ -123,6 +128,9 @@ impl Vcpu {
             iopl: 0,
             fpu_ts: false,
             fpu: FpuState::initial(),
+            initialised: false,
+            run_ns: 0,
+            run_start: 0,
             gdt_frames: heapless::Vec::new(),
             gdt_ents: 0,
             timer_deadline: 0,
@@ -151,8 +159,20 @@ pub struct Domain {
     pub tot_pages: u64,
     pub vm_assist: u64,
     pub shutdown: Option<Shutdown>,
-    /// Paused by the toolstack (`xl pause`): its vCPUs do not run.
+    /// Paused by the toolstack (`xl pause`): its vCPUs do not run. `pause_count` is
+    /// Xen's pause count (a new domain starts at 1); `paused` is `pause_count > 0`.
     pub paused: bool,
+    pub pause_count: u32,
+    /// Being destroyed.
+    pub dying: bool,
+    /// `createdomain`'s `max_vcpus`, which `XEN_DOMCTL_max_vcpus` must repeat.
+    pub max_vcpus: u32,
+    /// The toolstack's handle (UUID), and settimeoffset's offset.
+    pub handle: [u8; 16],
+    pub time_offset: i64,
+    /// Credit scheduler parameters (`xl sched-credit`).
+    pub weight: u16,
+    pub cap: u16,
     pub evtchn: hv_core::evtchn::Table,
     pub cmdline: heapless::String<1024>,
 }
@@ -164,6 +184,26 @@ pub struct DomainTable {
 impl DomainTable {
     pub fn get(&mut self, id: DomId) -> Option<&mut Domain> {
         self.doms.iter_mut().find(|d| d.id == id).map(|d| &mut **d)
+    }
+
+    pub fn contains(&self, id: DomId) -> bool {
+        self.doms.iter().any(|d| d.id == id)
+    }
+
+    /// Two different domains at once (for operations between them).
+    pub fn get2(&mut self, a: DomId, b: DomId) -> Option<(&mut Domain, &mut Domain)> {
+        if a == b {
+            return None;
+        }
+        let ia = self.doms.iter().position(|d| d.id == a)?;
+        let ib = self.doms.iter().position(|d| d.id == b)?;
+        if ia < ib {
+            let (l, r) = self.doms.split_at_mut(ib);
+            Some((&mut *l[ia], &mut *r[0]))
+        } else {
+            let (l, r) = self.doms.split_at_mut(ia);
+            Some((&mut *r[0], &mut *l[ib]))
+        }
     }
 }
 

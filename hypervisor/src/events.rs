@@ -2,7 +2,7 @@
 //!
 //! The port table decides; this module flips the bits in `shared_info` and wakes vCPUs.
 
-use crate::domain::Domain;
+use crate::domain::{DomId, Domain, DomainTable};
 use crate::hypercall::Ret;
 use crate::pv::{self, After};
 use crate::shinfo::SharedInfo;
@@ -123,7 +123,129 @@ fn self_dom(d: &Domain, dom: u16) -> Result<(), Errno> {
     }
 }
 
-pub fn event_channel_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
+/// `event_channel_op`: operations that may involve two domains are handled here with the
+/// whole table; the rest on the caller's own table (`local_op`).
+pub fn event_channel_op(
+    t: &mut DomainTable,
+    me: DomId,
+    vi: usize,
+    a: [u64; 5],
+) -> Result<u64, Errno> {
+    let (cmd, arg) = (a[0] as u32, a[1]);
+    let caller = t.get(me).ok_or(ESRCH)?;
+    let privileged = caller.privileged;
+    match cmd {
+        EVTCHNOP_ALLOC_UNBOUND => {
+            let b: [u8; 8] = rd(caller, vi, arg)?;
+            let dom = resolve(me, u16_at(&b, 0));
+            let remote = resolve(me, u16_at(&b, 2));
+            if dom != me && !privileged {
+                return Err(EPERM);
+            }
+            wr(caller, vi, arg + 4, &[0; 4])?;
+            if !t.contains(remote) && remote != me {
+                return Err(ESRCH);
+            }
+            let target = t.get(dom).ok_or(ESRCH)?;
+            let port = target.evtchn.alloc_unbound(remote)?;
+            let caller = t.get(me).ok_or(ESRCH)?;
+            wr(caller, vi, arg + 4, &port.to_le_bytes())?;
+            Ok(0)
+        }
+        EVTCHNOP_BIND_INTERDOMAIN => {
+            let b: [u8; 12] = rd(caller, vi, arg)?;
+            let (remote, rport) = (resolve(me, u16_at(&b, 0)), u32_at(&b, 4));
+            if remote == me {
+                return local_op(caller, vi, a);
+            }
+            wr(caller, vi, arg + 8, &[0; 4])?;
+            let (d, r) = t.get2(me, remote).ok_or(ESRCH)?;
+            let port =
+                evtchn::bind_interdomain(&mut d.evtchn, me, Some(&mut r.evtchn), remote, rport)?;
+            wr(d, vi, arg + 8, &port.to_le_bytes())?;
+            // As Xen: the new local port starts pending, so no event sent before the
+            // bind is lost.
+            set_pending(d, 0, port);
+            Ok(0)
+        }
+        EVTCHNOP_CLOSE => {
+            let b: [u8; 4] = rd(caller, vi, arg)?;
+            let port = u32_at(&b, 0);
+            match caller.evtchn.get(port).map(|c| c.state) {
+                Some(State::Interdomain { remote, .. }) if remote != me => {
+                    match t.get2(me, remote) {
+                        Some((d, r)) => {
+                            evtchn::close_in(&mut d.evtchn, me, port, Some(&mut r.evtchn))?;
+                            SharedInfo::new(d.shared_info_mfn).clear_pending(port);
+                            Ok(0)
+                        }
+                        // The peer is gone: only our end remains.
+                        None => {
+                            let d = t.get(me).ok_or(ESRCH)?;
+                            d.evtchn.force_close(port);
+                            SharedInfo::new(d.shared_info_mfn).clear_pending(port);
+                            Ok(0)
+                        }
+                    }
+                }
+                _ => local_op(caller, vi, a),
+            }
+        }
+        EVTCHNOP_SEND => {
+            let b: [u8; 4] = rd(caller, vi, arg)?;
+            match caller.evtchn.send(me, u32_at(&b, 0))? {
+                Notify::Port { dom, port, .. } if dom != me => {
+                    if let Some(r) = t.get(dom) {
+                        let v = r.evtchn.get(port).map(|c| c.vcpu).unwrap_or(0);
+                        set_pending(r, v, port);
+                    }
+                    Ok(0)
+                }
+                _ => local_op(caller, vi, a),
+            }
+        }
+        EVTCHNOP_STATUS => {
+            let b: [u8; 24] = rd(caller, vi, arg)?;
+            let dom = resolve(me, u16_at(&b, 0));
+            if dom != me && !privileged {
+                return Err(EPERM);
+            }
+            let port = u32_at(&b, 4);
+            let ch = t.get(dom).ok_or(ESRCH)?.evtchn.status(port)?;
+            let (status, u0, u1) = match ch.state {
+                State::Free => (0u32, 0u32, 0u32),
+                State::Unbound { remote } => (1, u32::from(remote), 0),
+                State::Interdomain {
+                    remote,
+                    remote_port,
+                } => (2, u32::from(remote), remote_port),
+                State::Virq { virq } => (4, virq, 0),
+                State::Ipi => (5, 0, 0),
+            };
+            let mut out = b;
+            out[8..12].copy_from_slice(&status.to_le_bytes());
+            out[12..16].copy_from_slice(&ch.vcpu.to_le_bytes());
+            out[16..20].copy_from_slice(&u0.to_le_bytes());
+            out[20..24].copy_from_slice(&u1.to_le_bytes());
+            let caller = t.get(me).ok_or(ESRCH)?;
+            wr(caller, vi, arg, &out)?;
+            Ok(0)
+        }
+        _ => local_op(caller, vi, a),
+    }
+}
+
+/// `DOMID_SELF` means the caller.
+fn resolve(me: DomId, dom: u16) -> DomId {
+    if dom == xen_abi::xen::DOMID_SELF {
+        me
+    } else {
+        dom
+    }
+}
+
+/// The event-channel operations on the caller's own table.
+fn local_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
     let (cmd, arg) = (a[0] as u32, a[1]);
     let nr_vcpus = d.vcpus.len() as u32;
     match cmd {

@@ -132,3 +132,8 @@ pub fn write<T: Pod>(l4_mfn: u64, va: u64, v: &T) -> Result<(), Errno> {
     };
     copy_to_guest(l4_mfn, va, bytes)
 }
+// SAFETY: #[repr(C)] structs of integers and byte arrays with explicit padding fields
+// (their layouts are checked against Xen's headers by xen-abi's conformance test).
+unsafe impl Pod for xen_abi::domctl::XenDomctl {}
+// SAFETY: as above.
+unsafe impl Pod for xen_abi::sysctl::XenSysctl {}

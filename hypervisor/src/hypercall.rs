@@ -4,7 +4,7 @@
 //! nothing can fail; guest pointers are read and written through `guest_mem`. Unknown
 //! hypercalls and sub-ops return `-ENOSYS`.
 
-use crate::domain::{Domain, Shutdown};
+use crate::domain::{DomId, Domain, DomainTable, Shutdown};
 use crate::pv::{self, write_arg, After};
 use crate::shinfo::SharedInfo;
 use xen_abi::errno::*;
@@ -16,6 +16,8 @@ pub enum Ret {
     Err(Errno),
     /// Not finished: re-execute with these arguments (a continuation).
     Continue([u64; 5]),
+    /// Not finished: re-execute unchanged (waiting for other CPUs to let go).
+    Restart,
 }
 
 impl From<Result<u64, Errno>> for Ret {
@@ -32,8 +34,36 @@ pub const XEN_MAJOR: u64 = 4;
 pub const XEN_MINOR: u64 = 17;
 pub const EXTRAVERSION: &[u8] = b"-rhv";
 
-/// Run hypercall `nr` for vCPU `vi` of `d`. `depth` is 1 inside a multicall.
-pub fn dispatch(d: &mut Domain, vi: usize, nr: u64, a: [u64; 5], depth: u32) -> (Ret, After) {
+/// Run hypercall `nr` for vCPU `vi` of domain `dom`. `depth` is 1 inside a multicall.
+///
+/// Hypercalls that may touch other domains get the whole table; the rest their own
+/// domain only.
+pub fn dispatch(
+    t: &mut DomainTable,
+    dom: DomId,
+    vi: usize,
+    nr: u64,
+    a: [u64; 5],
+    depth: u32,
+) -> (Ret, After) {
+    match nr {
+        hc::DOMCTL => return (crate::control::domctl(t, dom, vi, a[0]), After::Resume),
+        hc::SYSCTL => return (crate::control::sysctl(t, dom, vi, a[0]), After::Resume),
+        hc::EVENT_CHANNEL_OP => {
+            return (
+                crate::events::event_channel_op(t, dom, vi, a).into(),
+                After::Resume,
+            )
+        }
+        hc::MEMORY_OP => return (crate::mm::memory_op(t, dom, vi, a), After::Resume),
+        hc::MMU_UPDATE => return crate::mm::mmu_update(t, dom, vi, a),
+        hc::MMUEXT_OP => return crate::mm::mmuext_op(t, dom, vi, a),
+        hc::MULTICALL if depth == 0 => return multicall(t, dom, vi, a),
+        _ => {}
+    }
+    let Some(d) = t.get(dom) else {
+        return (Ret::Err(ESRCH), After::Stopped);
+    };
     if d.vcpus.get(vi).is_none() {
         return (Ret::Err(EINVAL), After::Stopped);
     }
@@ -59,15 +89,7 @@ pub fn dispatch(d: &mut Domain, vi: usize, nr: u64, a: [u64; 5], depth: u32) -> 
         hc::PHYSDEV_OP => (physdev_op(d, vi, a).into(), After::Resume),
         hc::SET_TIMER_OP => (set_timer_op(d, vi, a[0]).into(), After::Resume),
         hc::VCPU_OP => (vcpu_op(d, vi, a).into(), After::Resume),
-        hc::MEMORY_OP => (crate::mm::memory_op(d, vi, a).into(), After::Resume),
-        hc::EVENT_CHANNEL_OP => (
-            crate::events::event_channel_op(d, vi, a).into(),
-            After::Resume,
-        ),
-        hc::MMU_UPDATE => crate::mm::mmu_update(d, vi, a),
-        hc::MMUEXT_OP => crate::mm::mmuext_op(d, vi, a),
         hc::UPDATE_VA_MAPPING => crate::mm::update_va_mapping(d, vi, a),
-        hc::MULTICALL if depth == 0 => multicall(d, vi, a),
         // Nested multicalls and `iret` inside one are refused (XSA-213, H3).
         hc::MULTICALL | hc::IRET => (Ret::Err(EINVAL), After::Resume),
         _ => (Ret::Err(ENOSYS), After::Resume),
@@ -456,10 +478,14 @@ fn vcpu_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
     }
 }
 
-fn multicall(d: &mut Domain, vi: usize, a: [u64; 5]) -> (Ret, After) {
+fn multicall(t: &mut DomainTable, dom: DomId, vi: usize, a: [u64; 5]) -> (Ret, After) {
     const BATCH: u64 = 64;
     let (list, nr) = (a[0], a[1]);
-    let Ok(l4) = vcpu(d, vi).map(pv::current_l4) else {
+    let Some(l4) = t
+        .get(dom)
+        .and_then(|d| d.vcpus.get(vi))
+        .map(|v| pv::current_l4(v))
+    else {
         return (Ret::Err(EINVAL), After::Stopped);
     };
     for i in 0..nr.min(BATCH) {
@@ -470,12 +496,12 @@ fn multicall(d: &mut Domain, vi: usize, a: [u64; 5]) -> (Ret, After) {
         }
         let w = |j: usize| u64::from_le_bytes(b[j * 8..j * 8 + 8].try_into().unwrap_or([0; 8]));
         let (op, args) = (w(0), [w(2), w(3), w(4), w(5), w(6)]);
-        let (ret, after) = dispatch(d, vi, op, args, 1);
+        let (ret, after) = dispatch(t, dom, vi, op, args, 1);
         let result = match ret {
             Ret::Value(v) => v,
             Ret::Err(e) => e.to_ret(),
             // No continuations inside a multicall: the batch is small enough.
-            Ret::Continue(_) => EINVAL.to_ret(),
+            Ret::Continue(_) | Ret::Restart => EINVAL.to_ret(),
         };
         if crate::guest_mem::copy_to_guest(l4, ea + 8, &result.to_le_bytes()).is_err() {
             return (Ret::Err(EFAULT), After::Resume);

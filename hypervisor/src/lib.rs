@@ -18,6 +18,8 @@ pub mod arch;
 #[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
+pub mod control;
+#[cfg(target_os = "none")]
 pub mod desc;
 #[cfg(target_os = "none")]
 mod dom0;

@@ -1,7 +1,7 @@
 //! Memory hypercalls: `memory_op`, and the PV MMU (`mmu_update`, `mmuext_op`,
 //! `update_va_mapping`) whose rules live in `hv_core::mm`.
 
-use crate::domain::Domain;
+use crate::domain::{DomId, Domain, DomainTable};
 use crate::hypercall::Ret;
 use crate::mem::phys_to_virt;
 use crate::pv::{self, After};
@@ -51,6 +51,16 @@ impl PhysMem for HvMem {
     }
     fn flush_tlbs_all(&mut self) {
         flush_everywhere();
+    }
+    fn foreign_map_permitted(
+        &self,
+        mapper: hv_core::frame::DomId,
+        _owner: hv_core::frame::DomId,
+        _mfn: u64,
+    ) -> bool {
+        // Only the control domain maps other domains' frames without a grant (the
+        // domain builder, the console backend); `foreign()` checked its privilege.
+        mapper == 0
     }
     fn frame_released(&mut self, mfn: u64) {
         crate::paging::m2p_set(mfn, crate::paging::INVALID_M2P);
@@ -171,14 +181,17 @@ pub fn with_mmu<R>(f: impl FnOnce(&mut HostMmu) -> R) -> Option<R> {
 }
 
 /// The domain the `foreigndom` argument names, for a caller `d` (only itself for now).
-fn foreign(d: &Domain, foreigndom: u64) -> Result<u16, Errno> {
+fn foreign(d: &Domain, foreigndom: u64, exists: impl Fn(u16) -> bool) -> Result<u16, Errno> {
     let f = foreigndom as u16;
     if f == xen_abi::xen::DOMID_SELF || f == d.id {
         Ok(d.id)
-    } else if d.privileged {
-        Err(ESRCH)
-    } else {
+    } else if !d.privileged {
+        // The privilege check comes before anything else about the target (H8).
         Err(EPERM)
+    } else if exists(f) {
+        Ok(f)
+    } else {
+        Err(ESRCH)
     }
 }
 
@@ -202,8 +215,158 @@ fn rd<const N: usize>(d: &Domain, vi: usize, va: u64) -> Result<[u8; N], Errno> 
     Ok(b)
 }
 
+fn domain_ids(t: &DomainTable) -> heapless::Vec<u16, 64> {
+    t.doms.iter().map(|d| d.id).take(64).collect()
+}
+
+/// `memory_op`: reservations (possibly on another domain: privileged), then the sub-ops
+/// that concern the caller only.
+pub fn memory_op(t: &mut DomainTable, me: DomId, vi: usize, a: [u64; 5]) -> Ret {
+    use xen_abi::memory::*;
+    let op = (a[0] & 0x3f) as u32;
+    match op {
+        XENMEM_POPULATE_PHYSMAP | XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION => {
+            reservation(t, me, vi, a)
+        }
+        XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
+            let Some(caller) = t.get(me) else {
+                return Ret::Err(ESRCH);
+            };
+            let b: [u8; 2] = match rd(caller, vi, a[1]) {
+                Ok(b) => b,
+                Err(e) => return Ret::Err(e),
+            };
+            let dom = u16::from_le_bytes(b);
+            let target = if dom == xen_abi::xen::DOMID_SELF {
+                me
+            } else {
+                dom
+            };
+            if target != me && !caller.privileged {
+                return Ret::Err(EPERM);
+            }
+            match t.get(target) {
+                Some(d) => Ret::Value(if op == XENMEM_CURRENT_RESERVATION {
+                    d.tot_pages
+                } else {
+                    d.max_pages
+                }),
+                None => Ret::Err(ESRCH),
+            }
+        }
+        _ => match t.get(me) {
+            Some(d) => own_memory_op(d, vi, a).into(),
+            None => Ret::Err(ESRCH),
+        },
+    }
+}
+
+/// Extents handled per call before a continuation.
+const EXTENT_BATCH: u64 = 512;
+/// Where the continuation's start extent goes in the command word (`MEMOP_EXTENT_SHIFT`).
+const MEMOP_EXTENT_SHIFT: u32 = 6;
+
+/// `XENMEM_{populate_physmap,increase_reservation,decrease_reservation}`.
+///
+/// For a PV domain, populate takes guest pfns in `extent_start` and writes back the
+/// machine frames it allocated; increase only allocates; decrease takes machine frames.
+/// Only order-0 extents. The domain may not exceed `max_pages` (Xen returns the number
+/// of extents done, and no error).
+fn reservation(t: &mut DomainTable, me: DomId, vi: usize, a: [u64; 5]) -> Ret {
+    use xen_abi::memory::*;
+    let op = (a[0] & 0x3f) as u32;
+    let start = a[0] >> MEMOP_EXTENT_SHIFT;
+    let Some(caller) = t.get(me) else {
+        return Ret::Err(ESRCH);
+    };
+    let Some(l4) = caller.vcpus.get(vi).map(|v| pv::current_l4(v)) else {
+        return Ret::Err(EINVAL);
+    };
+    let privileged = caller.privileged;
+    let b: [u8; 32] = match rd(caller, vi, a[1]) {
+        Ok(b) => b,
+        Err(e) => return Ret::Err(e),
+    };
+    let q = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+    let (extents, nr, order) = (q(0), q(8), u32::from_le_bytes([b[16], b[17], b[18], b[19]]));
+    let dom = u16::from_le_bytes([b[24], b[25]]);
+    let target = if dom == xen_abi::xen::DOMID_SELF {
+        me
+    } else {
+        dom
+    };
+    if target != me && !privileged {
+        return Ret::Err(EPERM);
+    }
+    if order != 0 {
+        return Ret::Err(EINVAL);
+    }
+    if start > nr {
+        return Ret::Err(EINVAL);
+    }
+    let Some(d) = t.get(target) else {
+        return Ret::Err(ESRCH);
+    };
+    let mut done = start;
+    let end = nr.min(start.saturating_add(EXTENT_BATCH));
+    let mut guard = MMU.lock();
+    let Some(mmu) = guard.as_mut() else {
+        return Ret::Err(ENOSYS);
+    };
+    while done < end {
+        let slot = extents.wrapping_add(done * 8);
+        let mut word = [0u8; 8];
+        if op != XENMEM_INCREASE_RESERVATION
+            && crate::guest_mem::copy_from_guest(l4, slot, &mut word).is_err()
+        {
+            return Ret::Err(EFAULT);
+        }
+        let value = u64::from_le_bytes(word);
+        if op == XENMEM_DECREASE_RESERVATION {
+            if mmu.release_allocation(&mut HvMem, value, target).is_err() {
+                break;
+            }
+            d.tot_pages = d.tot_pages.saturating_sub(1);
+        } else {
+            if d.tot_pages >= d.max_pages {
+                log::debug!(target: "guest", "d{target}: over-allocation ({} >= {})", d.tot_pages + 1, d.max_pages);
+                break;
+            }
+            let Some(mfn) = crate::mem::alloc_frame() else {
+                break;
+            };
+            if mmu
+                .assign(mfn, hv_core::frame::Owner::Domain(target))
+                .is_err()
+            {
+                crate::mem::free_frame(mfn);
+                break;
+            }
+            if op == XENMEM_POPULATE_PHYSMAP {
+                crate::paging::m2p_set(mfn, value);
+            }
+            d.tot_pages += 1;
+            if crate::guest_mem::copy_to_guest(l4, slot, &mfn.to_le_bytes()).is_err() {
+                // Xen keeps the page and reports the fault.
+                return Ret::Err(EFAULT);
+            }
+        }
+        done += 1;
+    }
+    if done == end && end < nr {
+        return Ret::Continue([
+            (a[0] & 0x3f) | (done << MEMOP_EXTENT_SHIFT),
+            a[1],
+            a[2],
+            a[3],
+            a[4],
+        ]);
+    }
+    Ret::Value(done)
+}
+
 /// `memory_op` sub-ops a PV kernel asks at boot.
-pub fn memory_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
+fn own_memory_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
     use xen_abi::memory::*;
     // The low 6 bits are the sub-op; the rest is a continuation's start extent.
     let op = (a[0] & 0x3f) as u32;
@@ -264,6 +427,7 @@ pub fn memory_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
 
 /// Shared loop of `mmu_update` and `mmuext_op`: `(reqs, count, done_ptr, foreigndom)`.
 fn batch<T: crate::guest_mem::Pod>(
+    exists: &[u16],
     d: &mut Domain,
     vi: usize,
     a: [u64; 5],
@@ -275,7 +439,7 @@ fn batch<T: crate::guest_mem::Pod>(
         return Ret::Err(EINVAL);
     };
     let l4 = pv::current_l4(v);
-    let ctx = match foreign(d, a[3]) {
+    let ctx = match foreign(d, a[3], |f| exists.contains(&f)) {
         Ok(pg) => MmuCtx {
             caller: d.id,
             pt_owner: d.id,
@@ -345,16 +509,24 @@ fn batch<T: crate::guest_mem::Pod>(
 }
 
 /// `mmu_update(reqs, count, done, foreigndom)`.
-pub fn mmu_update(d: &mut Domain, vi: usize, a: [u64; 5]) -> (Ret, After) {
-    let r = batch::<MmuUpdate>(d, vi, a, 16, |mmu, _d, ctx, req| {
+pub fn mmu_update(t: &mut DomainTable, dom: DomId, vi: usize, a: [u64; 5]) -> (Ret, After) {
+    let ids = domain_ids(t);
+    let Some(d) = t.get(dom) else {
+        return (Ret::Err(ESRCH), After::Stopped);
+    };
+    let r = batch::<MmuUpdate>(&ids, d, vi, a, 16, |mmu, _d, ctx, req| {
         mmu.mmu_update(&mut HvMem, ctx, req)
     });
     (r, After::Resume)
 }
 
 /// `mmuext_op(ops, count, done, foreigndom)`.
-pub fn mmuext_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> (Ret, After) {
-    let r = batch::<MmuextOp>(d, vi, a, 24, |mmu, d, ctx, op| {
+pub fn mmuext_op(t: &mut DomainTable, dom: DomId, vi: usize, a: [u64; 5]) -> (Ret, After) {
+    let ids = domain_ids(t);
+    let Some(d) = t.get(dom) else {
+        return (Ret::Err(ESRCH), After::Stopped);
+    };
+    let r = batch::<MmuextOp>(&ids, d, vi, a, 24, |mmu, d, ctx, op| {
         let v = d.vcpus.get_mut(vi).ok_or(EINVAL)?;
         let f = mmu.mmuext_op(&mut HvMem, ctx, &mut v.mm, op)?;
         if matches!(

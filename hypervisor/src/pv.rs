@@ -227,15 +227,20 @@ pub fn guest_event(regs: &mut Regs) -> *mut Regs {
         _ => {}
     }
     let mut doms = domain::lock();
-    let Some(d) = doms.get(domid) else {
+    if doms.get(domid).is_none() {
         crate::traps::fatal(regs)
-    };
+    }
     let vi = vid as usize;
     let after = match vector {
-        VECTOR_SYSCALL => syscall(d, vi, regs),
-        0..=31 => exception(d, vi, regs),
+        VECTOR_SYSCALL => syscall(&mut doms, domid, vi, regs),
+        0..=31 => match doms.get(domid) {
+            Some(d) => exception(d, vi, regs),
+            None => After::Stopped,
+        },
         0x80 => {
-            software_interrupt(d, vi, regs, 0x80);
+            if let Some(d) = doms.get(domid) {
+                software_interrupt(d, vi, regs, 0x80);
+            }
             After::Resume
         }
         _ => {
@@ -292,7 +297,15 @@ pub fn sanitise(regs: &mut Regs) {
     }
 }
 
-fn syscall(d: &mut Domain, vi: usize, regs: &mut Regs) -> After {
+fn syscall(
+    t: &mut crate::domain::DomainTable,
+    domid: crate::domain::DomId,
+    vi: usize,
+    regs: &mut Regs,
+) -> After {
+    let Some(d) = t.get(domid) else {
+        return After::Stopped;
+    };
     let kernel = d.vcpus.get(vi).is_some_and(|v| v.kernel_mode);
     if !kernel {
         // A system call from guest user mode goes to the guest kernel's callback.
@@ -321,10 +334,14 @@ fn syscall(d: &mut Domain, vi: usize, regs: &mut Regs) -> After {
         };
     }
     let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
-    let (ret, after) = crate::hypercall::dispatch(d, vi, nr, args, 0);
+    let (ret, after) = crate::hypercall::dispatch(t, domid, vi, nr, args, 0);
     match ret {
         crate::hypercall::Ret::Value(v) => regs.rax = v,
         crate::hypercall::Ret::Err(e) => regs.rax = e.to_ret(),
+        crate::hypercall::Ret::Restart => {
+            regs.rip = regs.rip.wrapping_sub(2);
+            regs.rax = nr;
+        }
         crate::hypercall::Ret::Continue(new_args) => {
             // Re-execute the `syscall` with updated arguments (a continuation).
             regs.rip = regs.rip.wrapping_sub(2);

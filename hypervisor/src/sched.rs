@@ -143,6 +143,9 @@ fn save(t: &mut DomainTable, dom: DomId, vi: u32, frame: &Regs) {
         return;
     };
     v.regs = *frame;
+    v.run_ns = v
+        .run_ns
+        .saturating_add(crate::events::now_ns().saturating_sub(v.run_start));
     // SAFETY: `fpu` is a 512-byte, 16-byte-aligned area owned by this vCPU; fxsave64
     // writes exactly that. CR0.TS is cleared first so it cannot fault.
     unsafe {
@@ -171,6 +174,7 @@ fn load(t: &mut DomainTable, dom: DomId, vi: u32, frame: &mut Regs) {
         x86::stts();
     }
     v.running_on = Some(cpu);
+    v.run_start = crate::events::now_ns();
     crate::pv::load_mode(v);
     // Guest user mappings are global: a new address space on this CPU needs them gone.
     crate::mm::flush_local_all();

@@ -236,6 +236,16 @@ impl Table {
         }
     }
 
+        /// Free `port` whatever its state, with no peer to update (the peer domain is
+    /// gone). Returns whether it was allocated.
+    pub fn force_close(&mut self, port: Port) -> bool {
+        let was = self.get(port).is_some();
+        if was {
+            self.install(port, FREE);
+        }
+        was
+    }
+
     /// Iterate over allocated ports.
     pub fn ports(&self) -> impl Iterator<Item = (Port, &Channel)> {
         self.chans
