@@ -12,5 +12,6 @@ pub mod build;
 pub mod elf;
 pub mod evtchn;
 pub mod frame;
+pub mod grant;
 pub mod mm;
 pub mod sched;
