@@ -1,5 +1,20 @@
 //! The control domain's toolstack: domain builder, `xl.cfg` parser, `xl` shell.
 //!
-//! Nothing here yet: it arrives with the multi-domain issue.
+//! The pure, host-tested parts so far:
+//! - [`cfg`]: the `xl.cfg` parser (libxlu's syntax and messages) and the typed
+//!   [`cfg::DomainConfig`] with xl's defaults;
+//! - [`xl`]: `xl` command lines, parsed as Xen 4.17's `xl` does;
+//! - [`fmt`]: `xl list`/`info`/`vcpu-list`/`sched-credit`/`uptime` output, byte for byte;
+//! - [`shell`]: the console line editor and console-attach switch;
+//! - [`archive`]: the dom0 ramdisk (cpio newc); [`elf`]: PV kernel images and their Xen
+//!   notes; [`builder`]: the start-of-day layout of a new domain; [`conring`]: the console
+//!   ring's index arithmetic.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod cfg;
+pub mod fmt;
+pub mod shell;
+pub mod xl;

@@ -1,0 +1,257 @@
+//! `xl` output, compared with real xl's.
+
+use dom0_tools::cfg::{self, CpuSet, DomainConfig};
+use dom0_tools::fmt::{self, DomainInfo, HostInfo, VcpuInfo};
+
+fn dom(domid: u32, name: &str, mem_mb: u64, vcpus: u32, secs_x10: u64) -> DomainInfo {
+    DomainInfo {
+        domid,
+        name: name.into(),
+        current_memkb: mem_mb * 1024,
+        vcpu_online: vcpus,
+        running: true,
+        cpu_time_ns: secs_x10 * 100_000_000,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn xl_list_matches_the_man_page_example() {
+    // xl(1), "list": the rows as printed (the man page shows the header's tabs expanded).
+    let out = fmt::list(
+        &[
+            dom(0, "Domain-0", 750, 4, 117943),
+            dom(1, "win", 1019, 1, 3),
+            dom(2, "linux", 2048, 2, 56242),
+        ],
+        false,
+        false,
+    );
+    assert_eq!(
+        out,
+        "Name                                        ID   Mem VCPUs\tState\tTime(s)\n\
+         Domain-0                                     0   750     4     r-----   11794.3\n\
+         win                                          1  1019     1     r-----       0.3\n\
+         linux                                        2  2048     2     r-----    5624.2\n"
+    );
+}
+
+#[test]
+fn xl_list_states() {
+    let mut d = dom(4, "Windows_XP", 2047, 1, 0);
+    d.running = false;
+    d.paused = true;
+    let out = fmt::list(&[d.clone()], false, false);
+    // xl(1), "claims": "Windows_XP   4  2047     1     --p---       0.0".
+    assert!(out.ends_with(
+        "Windows_XP                                   4  2047     1     --p---       0.0\n"
+    ));
+    d.paused = false;
+    d.shutdown = true;
+    d.shutdown_reason = 3; // crash
+    d.dying = true;
+    assert!(fmt::list(&[d.clone()], false, false).contains("     ---scd       0.0\n"));
+    d.shutdown_reason = 9;
+    assert!(fmt::list(&[d.clone()], false, false).contains("     ---s?d "));
+    let out = fmt::list(&[d], true, false);
+    assert!(out.starts_with(
+        "Name                                        ID   Mem VCPUs\tState\tTime(s)   UUID                            Reason-Code\tSecurity Label\n"
+    ));
+    assert!(out.ends_with(" 00000000-0000-0000-0000-000000000000        9                -\n"));
+}
+
+#[test]
+fn xl_info_format() {
+    let h = HostInfo {
+        host: "dom0".into(),
+        nr_cpus: 4,
+        max_cpu_id: 3,
+        nr_nodes: 1,
+        cores_per_socket: 4,
+        threads_per_core: 1,
+        cpu_khz: 2_893_295,
+        cap_pv: true,
+        cap_gnttab_v1: true,
+        total_pages: 131_072,
+        free_pages: 65_536,
+        xen_major: 4,
+        xen_minor: 17,
+        xen_extra: ".0".into(),
+        xen_caps: "xen-3.0-x86_64".into(),
+        xen_scheduler: "credit".into(),
+        pagesize: 4096,
+        virt_start: 0xffff_8000_0000_0000,
+        ..Default::default()
+    };
+    let out = fmt::info(&h, None);
+    for line in [
+        "host                   : dom0\n",
+        "nr_cpus                : 4\n",
+        "cpu_mhz                : 2893.295\n",
+        "hw_caps                : 00000000:00000000:00000000:00000000:00000000:00000000:00000000:00000000\n",
+        "virt_caps              : pv gnttab-v1\n",
+        "total_memory           : 512\n",
+        "free_memory            : 256\n",
+        "xen_version            : 4.17.0\n",
+        "platform_params        : virt_start=0xffff800000000000\n",
+        "xend_config_format     : 4\n",
+    ] {
+        assert!(out.contains(line), "{line:?} in\n{out}");
+    }
+    assert!(out.starts_with("host                   : dom0\nrelease                : \n"));
+    assert_eq!(fmt::info(&h, Some("free_mem")), "256\n");
+    assert_eq!(fmt::info(&h, Some("xen_v")), "4.17.0\n");
+}
+
+#[test]
+fn vcpu_list_format() {
+    assert_eq!(
+        fmt::vcpu_list_header(),
+        "Name                                ID  VCPU   CPU State   Time(s) Affinity (Hard / Soft)\n"
+    );
+    let mut all = CpuSet::none();
+    for c in 0..4 {
+        all.set(c);
+    }
+    let v = VcpuInfo {
+        vcpuid: 0,
+        cpu: 2,
+        online: true,
+        running: true,
+        vcpu_time_ns: 12_300_000_000,
+        hard: all,
+        soft: all,
+        ..Default::default()
+    };
+    assert_eq!(
+        fmt::vcpu_list_line("Domain-0", 0, &v, 4),
+        "Domain-0                             0     0    2   r--      12.3  all / all\n"
+    );
+    let mut one = CpuSet::none();
+    one.set(1);
+    let v = VcpuInfo {
+        vcpuid: 1,
+        online: false,
+        hard: one,
+        soft: all,
+        ..Default::default()
+    };
+    assert_eq!(
+        fmt::vcpu_list_line("web", 3, &v, 4),
+        "web                                  3     1    -   --p       0.0  1 / all\n"
+    );
+}
+
+#[test]
+fn sched_credit_and_uptime() {
+    assert_eq!(
+        fmt::sched_credit_pool(&fmt::CreditPool {
+            name: "Pool-0".into(),
+            tslice_ms: 30,
+            ratelimit_us: 1000,
+            migration_delay_us: 0
+        }),
+        "Cpupool Pool-0: tslice=30ms ratelimit=1000us migration-delay=0us\n"
+    );
+    assert_eq!(
+        fmt::sched_credit_header(),
+        "Name                                ID Weight  Cap\n"
+    );
+    assert_eq!(
+        fmt::sched_credit_line("Domain-0", 0, 256, 0),
+        "Domain-0                             0    256    0\n"
+    );
+    assert_eq!(
+        fmt::uptime_header(),
+        "Name                                ID Uptime\n"
+    );
+    assert_eq!(
+        fmt::uptime_line("Domain-0", 0, 3725, false, ""),
+        "Domain-0                             0  1:02:05\n"
+    );
+    assert_eq!(fmt::uptime_string(86400 + 60, false), "1 day,  0:01:00");
+    assert_eq!(
+        fmt::uptime_string(3 * 86400 + 11 * 3600, true),
+        "3 days, 11:00"
+    );
+    assert_eq!(
+        fmt::uptime_line("web", 2, 59, true, "10:00:00"),
+        " 10:00:00 up  0:00, web (2)\n"
+    );
+}
+
+#[test]
+fn list_long_json() {
+    let c = cfg::parse(
+        "t.cfg",
+        b"name='web'\nkernel='/k'\nmemory=64\nvcpus=2\ncpus='1'\nextra='quiet'\n",
+    )
+    .unwrap();
+    let mut w = Vec::new();
+    let d = DomainConfig::from_config(&c, &|_| None, &mut w).unwrap();
+    let j = fmt::domain_config_json(&d, &[0x11; 16], 4);
+    let out = fmt::list_long(&[(3, j)]);
+    let expected = r#"[
+    {
+        "domid": 3,
+        "config": {
+            "c_info": {
+                "type": "pv",
+                "name": "web",
+                "uuid": "11111111-1111-1111-1111-111111111111"
+            },
+            "b_info": {
+                "max_vcpus": 2,
+                "avail_vcpus": [
+                    0,
+                    1
+                ],
+                "vcpu_hard_affinity": [
+                    [
+                        1
+                    ],
+                    [
+                        1
+                    ]
+                ],
+                "max_memkb": 65536,
+                "target_memkb": 65536,
+                "sched_params": {
+
+                },
+                "kernel": "/k",
+                "cmdline": "quiet",
+                "type.pv": {
+
+                }
+            },
+            "on_poweroff": "destroy",
+            "on_reboot": "restart",
+            "on_watchdog": "destroy",
+            "on_crash": "destroy",
+            "on_soft_reset": "soft_reset"
+        }
+    }
+]
+
+"#;
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn cpu_time_rounds_like_c_printf_of_a_float() {
+    // Expected strings from glibc: printf("%8.1f", (float)ns / 1e9).
+    for (ns, want) in [
+        (250_000_000u64, "     0.2"),
+        (750_000_000, "     0.8"),
+        (123_456_789_012_345, "123456.8"),
+        (50_000_000, "     0.1"),
+        (149_999_999, "     0.1"),
+    ] {
+        let mut d = dom(1, "x", 1, 1, 0);
+        d.cpu_time_ns = ns;
+        let out = fmt::list(&[d], false, false);
+        let row = out.lines().nth(1).unwrap();
+        assert!(row.ends_with(want), "{ns}: {row:?}");
+    }
+}
