@@ -301,7 +301,9 @@ fn create_domain(
         .max_evtchn_port
         .saturating_add(1)
         .clamp(2, hv_core::evtchn::NR_EVENT_CHANNELS);
-    // Perform: the shared_info frame, the vCPUs, the domain (created paused).
+    // Perform: the grant table, the shared_info frame, the vCPUs, the domain (created
+    // paused).
+    crate::gnttab::create_domain(id, c.max_grant_frames as u32)?;
     let shared = crate::mem::alloc_frame().ok_or(ENOMEM)?;
     {
         let mut guard = MMU.lock();
@@ -363,7 +365,12 @@ fn destroy_domain(t: &mut DomainTable, id: DomId) -> Result<bool, Errno> {
         kick_running(d);
         return Ok(true);
     }
-    // Nothing runs it any more: release what it holds.
+    // Nothing runs it any more: its grant mappings and table first (bounded steps).
+    if crate::gnttab::destroy_domain(id)? {
+        return Ok(true);
+    }
+    let d = target(t, id)?;
+    // Then what else it holds.
     for vi in 0..d.vcpus.len() {
         crate::desc::release_gdt(d, vi);
         if let Some(v) = d.vcpus.get_mut(vi) {

@@ -257,6 +257,9 @@ pub fn build(bi: &multiboot::BootInfo, opts: &cmdline::Options) -> ! {
             fail("the boot page tables do not validate");
         }
     }
+    if crate::gnttab::create_domain(0, 64).is_err() {
+        fail("no grant table for dom0");
+    }
     let mut cmdline = heapless::String::new();
     let _ = cmdline.push_str(cl);
     let d = Box::new(Domain {

@@ -383,6 +383,22 @@ fn local_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
             d.evtchn.bind_vcpu(u32_at(&b, 0), u32_at(&b, 4), nr_vcpus)?;
             Ok(0)
         }
+        EVTCHNOP_INIT_CONTROL => {
+            // Only the 2-level ABI is offered. Validate like Xen first (XSA-188: a bad
+            // control frame is -EINVAL and leaves no state), then refuse: guests fall
+            // back to 2-level event channels.
+            let b: [u8; 16] = rd(d, vi, arg)?;
+            let gfn = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            let offset = u32_at(&b, 8);
+            let vcpu = u32_at(&b, 12);
+            let owned =
+                crate::mm::with_mmu(|m| m.frames().get(gfn).is_some_and(|f| f.owned_by(d.id)))
+                    .unwrap_or(false);
+            if !owned || offset & 7 != 0 || offset > 4096 - 64 || vcpu as usize >= d.vcpus.len() {
+                return Err(EINVAL);
+            }
+            Err(ENOSYS)
+        }
         _ => Err(ENOSYS),
     }
 }

@@ -137,3 +137,13 @@ pub fn write<T: Pod>(l4_mfn: u64, va: u64, v: &T) -> Result<(), Errno> {
 unsafe impl Pod for xen_abi::domctl::XenDomctl {}
 // SAFETY: as above.
 unsafe impl Pod for xen_abi::sysctl::XenSysctl {}
+// SAFETY: as above (grant-table op structs, explicit padding).
+unsafe impl Pod for xen_abi::grant_table::GnttabSetupTable {}
+// SAFETY: as above.
+unsafe impl Pod for xen_abi::grant_table::GnttabQuerySize {}
+// SAFETY: as above.
+unsafe impl Pod for xen_abi::grant_table::GnttabMapGrantRef {}
+// SAFETY: as above.
+unsafe impl Pod for xen_abi::grant_table::GnttabUnmapGrantRef {}
+// SAFETY: as above.
+unsafe impl Pod for xen_abi::grant_table::GnttabCopy {}

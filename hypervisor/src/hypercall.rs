@@ -59,6 +59,7 @@ pub fn dispatch(
         hc::MMU_UPDATE => return crate::mm::mmu_update(t, dom, vi, a),
         hc::MMUEXT_OP => return crate::mm::mmuext_op(t, dom, vi, a),
         hc::MULTICALL if depth == 0 => return multicall(t, dom, vi, a),
+        hc::GRANT_TABLE_OP => return (crate::gnttab::grant_table_op(t, dom, vi, a), After::Resume),
         _ => {}
     }
     let Some(d) = t.get(dom) else {

@@ -30,6 +30,8 @@ pub mod emulate;
 #[cfg(target_os = "none")]
 pub mod events;
 #[cfg(target_os = "none")]
+pub mod gnttab;
+#[cfg(target_os = "none")]
 pub mod guest_mem;
 #[cfg(target_os = "none")]
 mod heap;
