@@ -79,6 +79,9 @@ pub struct Vcpu {
     /// Frames of the guest's GDT (each holds a SegDesc type reference) and its size.
     pub gdt_frames: heapless::Vec<u64, 14>,
     pub gdt_ents: u32,
+    /// Debug registers as the guest set them (`set_debugreg`, `mov %dbN`): validated,
+    /// virtual only (not loaded into the hardware yet, so breakpoints do not fire).
+    pub debugreg: [u64; 8],
     /// Set once a context was loaded (`setvcpucontext`, or dom0's build).
     pub initialised: bool,
     /// Time this vCPU has run (ns), and when its current run started.
@@ -128,6 +131,7 @@ impl Vcpu {
             iopl: 0,
             fpu_ts: false,
             fpu: FpuState::initial(),
+            debugreg: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
             initialised: false,
             run_ns: 0,
             run_start: 0,

@@ -244,6 +244,28 @@ pub fn privileged_op(d: &mut Domain, vi: usize, regs: &mut crate::arch::percpu::
     };
     let (op, rest) = (b[i], &b[i + 1..]);
     let prefix = i as u64;
+    if op == 0x0f && (rest[0] == 0x21 || rest[0] == 0x23) && v.kernel_mode {
+        // mov %dbN, reg / mov reg, %dbN (register form only).
+        let modrm = rest[1];
+        if modrm >> 6 != 3 {
+            return Emulated::No;
+        }
+        let dr = u64::from((modrm >> 3) & 7 | ((rex & 4) << 1));
+        let gr = (modrm & 7) | ((rex & 1) << 3);
+        let Some(v) = d.vcpus.get_mut(vi) else {
+            return Emulated::No;
+        };
+        if rest[0] == 0x21 {
+            match crate::debugreg::get(v, dr) {
+                Ok(val) => *gpr(regs, gr) = val,
+                Err(_) => return Emulated::No,
+            }
+        } else if crate::debugreg::set(v, dr, *gpr(regs, gr)).is_err() {
+            return Emulated::No;
+        }
+        regs.rip = regs.rip.wrapping_add(prefix + 3);
+        return Emulated::Done;
+    }
     if op == 0x0f && (rest[0] == 0x20 || rest[0] == 0x22) && v.kernel_mode {
         let r = mov_cr(d, vi, regs, rest[0] == 0x22, rest[1], rex);
         if r == Emulated::Done {

@@ -73,6 +73,20 @@ pub fn dispatch(
         hc::XEN_VERSION => (xen_version(d, vi, a).into(), After::Resume),
         hc::SCHED_OP => sched_op(d, vi, a),
         hc::SET_TRAP_TABLE => (set_trap_table(d, vi, a[0]).into(), After::Resume),
+        hc::SET_DEBUGREG => (
+            d.vcpus
+                .get_mut(vi)
+                .map_or(Err(EINVAL), |v| crate::debugreg::set(v, a[0], a[1]))
+                .into(),
+            After::Resume,
+        ),
+        hc::GET_DEBUGREG => (
+            d.vcpus
+                .get(vi)
+                .map_or(Err(EINVAL), |v| crate::debugreg::get(v, a[0]))
+                .into(),
+            After::Resume,
+        ),
         hc::SET_GDT => (
             crate::desc::set_gdt(d, vi, a[0], a[1]).into(),
             After::Resume,
@@ -91,7 +105,8 @@ pub fn dispatch(
         hc::SET_TIMER_OP => (set_timer_op(d, vi, a[0]).into(), After::Resume),
         hc::VCPU_OP => (vcpu_op(d, vi, a).into(), After::Resume),
         hc::UPDATE_VA_MAPPING => crate::mm::update_va_mapping(d, vi, a),
-        // Nested multicalls and `iret` inside one are refused (XSA-213, H3).
+        // Nested multicalls are refused; an `iret` inside one ends it (XSA-213, H3).
+        hc::IRET if depth == 1 => (Ret::Value(0), After::Iret),
         hc::MULTICALL | hc::IRET => (Ret::Err(EINVAL), After::Resume),
         _ => (Ret::Err(ENOSYS), After::Resume),
     }
@@ -498,6 +513,10 @@ fn multicall(t: &mut DomainTable, dom: DomId, vi: usize, a: [u64; 5]) -> (Ret, A
         let w = |j: usize| u64::from_le_bytes(b[j * 8..j * 8 + 8].try_into().unwrap_or([0; 8]));
         let (op, args) = (w(0), [w(2), w(3), w(4), w(5), w(6)]);
         let (ret, after) = dispatch(t, dom, vi, op, args, 1);
+        if matches!(after, After::Iret) {
+            // The iret's own result is not written back; the batch stops here.
+            return (Ret::Value(0), After::Iret);
+        }
         let result = match ret {
             Ret::Value(v) => v,
             Ret::Err(e) => e.to_ret(),

@@ -20,6 +20,8 @@ pub mod console;
 #[cfg(target_os = "none")]
 pub mod control;
 #[cfg(target_os = "none")]
+pub mod debugreg;
+#[cfg(target_os = "none")]
 pub mod desc;
 #[cfg(target_os = "none")]
 mod dom0;

@@ -42,6 +42,9 @@ pub enum After {
     Block,
     /// The domain stopped (shutdown or crash).
     Stopped,
+    /// A multicall reached an `iret`: perform it on the vCPU's frame; the batch ends
+    /// there (XSA-213: nothing after it may run with kernel privilege).
+    Iret,
 }
 
 /// The address space the vCPU is in now.
@@ -335,6 +338,21 @@ fn syscall(
     }
     let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
     let (ret, after) = crate::hypercall::dispatch(t, domid, vi, nr, args, 0);
+    if matches!(after, After::Iret) {
+        let Some(d) = t.get(domid) else {
+            return After::Stopped;
+        };
+        return match do_iret(d, vi, regs) {
+            Ok(rax) => {
+                regs.rax = rax;
+                After::Resume
+            }
+            Err(()) => {
+                crash(d, "bad iret frame");
+                After::Stopped
+            }
+        };
+    }
     match ret {
         crate::hypercall::Ret::Value(v) => regs.rax = v,
         crate::hypercall::Ret::Err(e) => regs.rax = e.to_ret(),
