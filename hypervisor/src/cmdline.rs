@@ -13,6 +13,8 @@ pub struct Options {
     pub console_com1: bool,
     /// `maxcpus=`: bring up at most this many CPUs.
     pub max_cpus: Option<u32>,
+    /// `selftest=fault`: fault on purpose after bring-up (tests the fatal path).
+    pub selftest_fault: bool,
 }
 
 impl Default for Options {
@@ -22,6 +24,7 @@ impl Default for Options {
             dom0_mem: None,
             console_com1: true,
             max_cpus: None,
+            selftest_fault: false,
         }
     }
 }
@@ -86,6 +89,7 @@ pub fn parse(cmdline: &str, mut unknown: impl FnMut(&str)) -> Options {
                 }
             }
             ("console", Some(v)) => o.console_com1 = v.split(',').any(|c| c == "com1"),
+            ("selftest", Some("fault")) => o.selftest_fault = true,
             ("maxcpus", Some(v)) => match v.parse() {
                 Ok(n) => o.max_cpus = Some(n),
                 Err(_) => unknown(word),

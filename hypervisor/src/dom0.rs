@@ -87,6 +87,7 @@ fn dom0_pages(opts: &cmdline::Options) -> u64 {
 }
 
 pub fn build(bi: &multiboot::BootInfo, opts: &cmdline::Options) -> ! {
+    crate::traps::doing(&"building dom0");
     let Some(kmod) = bi.modules.first() else {
         fail("no kernel module")
     };

@@ -46,6 +46,7 @@ pub fn dispatch(
     a: [u64; 5],
     depth: u32,
 ) -> (Ret, After) {
+    crate::traps::doing(hypercall_name(nr));
     match nr {
         hc::DOMCTL => return (crate::control::domctl(t, dom, vi, a[0]), After::Resume),
         hc::SYSCTL => return (crate::control::sysctl(t, dom, vi, a[0]), After::Resume),
@@ -110,6 +111,57 @@ pub fn dispatch(
         hc::MULTICALL | hc::IRET => (Ret::Err(EINVAL), After::Resume),
         _ => (Ret::Err(ENOSYS), After::Resume),
     }
+}
+
+/// What a CPU is doing while it runs hypercall `nr` (for the fault report).
+fn hypercall_name(nr: u64) -> &'static &'static str {
+    const NAMES: [&str; 43] = [
+        "hypercall set_trap_table",
+        "hypercall mmu_update",
+        "hypercall set_gdt",
+        "hypercall stack_switch",
+        "hypercall set_callbacks",
+        "hypercall fpu_taskswitch",
+        "hypercall sched_op_compat",
+        "hypercall platform_op",
+        "hypercall set_debugreg",
+        "hypercall get_debugreg",
+        "hypercall update_descriptor",
+        "hypercall 11",
+        "hypercall memory_op",
+        "hypercall multicall",
+        "hypercall update_va_mapping",
+        "hypercall set_timer_op",
+        "hypercall event_channel_op_compat",
+        "hypercall xen_version",
+        "hypercall console_io",
+        "hypercall physdev_op_compat",
+        "hypercall grant_table_op",
+        "hypercall vm_assist",
+        "hypercall update_va_mapping_otherdomain",
+        "hypercall iret",
+        "hypercall vcpu_op",
+        "hypercall set_segment_base",
+        "hypercall mmuext_op",
+        "hypercall xsm_op",
+        "hypercall nmi_op",
+        "hypercall sched_op",
+        "hypercall callback_op",
+        "hypercall xenoprof_op",
+        "hypercall event_channel_op",
+        "hypercall physdev_op",
+        "hypercall hvm_op",
+        "hypercall sysctl",
+        "hypercall domctl",
+        "hypercall kexec_op",
+        "hypercall tmem_op",
+        "hypercall argo_op",
+        "hypercall xenpmu_op",
+        "hypercall dm_op",
+        "hypercall hypfs_op",
+    ];
+    static UNKNOWN: &str = "an unknown hypercall";
+    NAMES.get(nr as usize).unwrap_or(&UNKNOWN)
 }
 
 fn vcpu(d: &Domain, vi: usize) -> Result<&crate::domain::Vcpu, Errno> {

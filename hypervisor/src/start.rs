@@ -96,6 +96,13 @@ pub fn start(magic: u32, info: u32) -> ! {
     // SMP: bring up the other CPUs (ACPI MADT) and park them in their idle loops.
     crate::smp::start_aps(&opts);
     let _ = writeln!(crate::console::Console, "hypervisor: boot CPU up");
+    if opts.selftest_fault {
+        // `selftest=fault`: prove the fatal path (registers, activity, all CPUs stopped,
+        // failure status) on demand.
+        crate::traps::doing(&"the boot self-test (selftest=fault)");
+        // SAFETY: `ud2` raises #UD in the hypervisor on purpose; the handler never returns.
+        unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+    }
     if bi.modules.is_empty() {
         warn!("no dom0 kernel module given: nothing to run");
         power::off(power::Reason::HypervisorFailure);

@@ -212,3 +212,28 @@ fn pvcpu_checks_pass_on_real_xen_4_17() {
         s.output
     );
 }
+
+/// A fault inside the hypervisor: registers and activity printed, every CPU stopped,
+/// QEMU's status says the hypervisor failed (`selftest=fault` faults on purpose).
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn a_hypervisor_fault_is_reported_and_stops_the_machine() {
+    let args = hv_kernel_args(
+        4,
+        "console=com1 selftest=fault",
+        &image("hello"),
+        "hello",
+        None,
+    );
+    let mut s = Session::start("selftest-fault", &args);
+    s.expect("smp: 4 CPUs online", BOOT);
+    s.expect(
+        "HYPERVISOR FAULT on CPU0: vector 6 (#UD invalid opcode)",
+        BOOT,
+    );
+    s.expect("while: the boot self-test", BOOT);
+    s.expect("RIP 0xffff82d0", BOOT);
+    s.expect("system halted", BOOT);
+    assert_eq!(s.wait_exit(BOOT), EXIT_HV_FAILURE);
+    assert!(!s.output.contains("hello:"), "dom0 must not have run");
+}
