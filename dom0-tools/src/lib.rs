@@ -14,7 +14,11 @@
 
 extern crate alloc;
 
+pub mod archive;
+pub mod builder;
 pub mod cfg;
+pub mod conring;
+pub mod elf;
 pub mod fmt;
 pub mod shell;
 pub mod xl;

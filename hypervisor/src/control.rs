@@ -362,11 +362,13 @@ fn destroy_domain(t: &mut DomainTable, id: DomId) -> Result<bool, Errno> {
         d.pause_count = d.pause_count.saturating_add(1);
     }
     if d.vcpus.iter().any(|v| v.running_on.is_some()) {
+        log::debug!("d{id}: destroy waits for its vCPUs to leave their CPUs");
         kick_running(d);
         return Ok(true);
     }
     // Nothing runs it any more: its grant mappings and table first (bounded steps).
     if crate::gnttab::destroy_domain(id)? {
+        log::debug!("d{id}: destroy waits for its grant mappings to go");
         return Ok(true);
     }
     let d = target(t, id)?;

@@ -84,7 +84,8 @@ pub fn destroy_domain(d: DomId) -> Result<bool, Errno> {
     if grants.table(d).is_none() {
         return Ok(false);
     }
-    if grants.release_mappings(mmu, &mut HvMem, d, 64)? {
+    // `release_mappings` says whether it finished; if not, come back for more.
+    if !grants.release_mappings(mmu, &mut HvMem, d, 64)? {
         return Ok(true);
     }
     match grants.destroy_domain(mmu, &mut HvMem, d) {

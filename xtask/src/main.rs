@@ -11,6 +11,7 @@
 
 mod bench;
 mod prereq;
+mod ramdisk;
 mod xenref;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ const IMAGES: &[(&str, &str, &str)] = &[
     ("guest-hello", "hello", "hello"),
     ("guest-bench", "bench", "bench"),
     ("guest-pvcpu", "pvcpu", "pvcpu"),
+    ("dom0", "dom0", "dom0"),
+    ("guest-ticker", "ticker", "ticker"),
 ];
 
 fn root() -> PathBuf {
@@ -78,6 +81,8 @@ fn build() -> Result<(), String> {
         let src = target_dir().join("x86_64-unknown-none/release").join(bin);
         std::fs::copy(&src, out.join(name)).map_err(|e| format!("copy {}: {e}", src.display()))?;
     }
+    // dom0's ramdisk: the guests and their xl.cfg files.
+    ramdisk::build_ramdisk(&out, &out.join("ramdisk.cpio"))?;
     Ok(())
 }
 

@@ -236,7 +236,7 @@ impl Table {
         }
     }
 
-        /// Free `port` whatever its state, with no peer to update (the peer domain is
+    /// Free `port` whatever its state, with no peer to update (the peer domain is
     /// gone). Returns whether it was allocated.
     pub fn force_close(&mut self, port: Port) -> bool {
         let was = self.get(port).is_some();

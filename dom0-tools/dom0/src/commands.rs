@@ -1,0 +1,725 @@
+//! The `xl` shell: runs parsed command lines against the hypervisor, keeps the domains
+//! this toolstack created (name, config, console), and reacts to domains shutting down
+//! as xl's per-domain daemon does (`on_poweroff`/`on_reboot`/`on_crash`).
+
+use crate::builder;
+use crate::console::Console;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use dom0_tools::archive;
+use dom0_tools::cfg::{self, Action, CpuSet, DomainConfig};
+use dom0_tools::fmt as xfmt;
+use dom0_tools::shell::{self, Shell};
+use dom0_tools::xl::{self, Command, DomainResolver, Parsed, Target};
+use guest_sdk::console::{c_str, write_bytes};
+use guest_sdk::privileged as p;
+use guest_sdk::Errno;
+use xen_abi::domctl::*;
+use xen_abi::errno::EAGAIN;
+
+const PROMPT: &str = "xl> ";
+
+/// A domain this toolstack created.
+#[derive(Debug)]
+pub struct Dom {
+    name: String,
+    path: String,
+    overrides: Vec<String>,
+    cfg: DomainConfig,
+    console: Option<Console>,
+    created_ns: u64,
+}
+
+/// dom0's toolstack state.
+pub struct Dom0 {
+    ramdisk: &'static [u8],
+    doms: BTreeMap<u32, Dom>,
+    shell: Shell,
+}
+
+fn out(s: &str) {
+    write_bytes(s.as_bytes());
+}
+
+fn now_ns() -> u64 {
+    guest_sdk::time::system_time_ns()
+}
+
+fn errno_rc(e: Errno) -> String {
+    format!("{e:?}")
+}
+
+struct Names<'a>(&'a BTreeMap<u32, Dom>);
+
+impl DomainResolver for Names<'_> {
+    fn domid_by_name(&self, name: &str) -> Option<u32> {
+        if name == "Domain-0" {
+            return Some(0);
+        }
+        self.0
+            .iter()
+            .find(|(_, d)| d.name == name)
+            .map(|(id, _)| *id)
+    }
+}
+
+fn all_domains() -> Vec<XenDomctlGetdomaininfo> {
+    let mut buf = alloc::vec![XenDomctlGetdomaininfo::default(); 64];
+    let mut all = Vec::new();
+    let mut first = 0u16;
+    loop {
+        match p::getdomaininfolist(first, &mut buf) {
+            Ok(n) if n > 0 => {
+                let got = buf.get(..n).unwrap_or(&[]);
+                all.extend_from_slice(got);
+                match got.last() {
+                    Some(l) if n == buf.len() => first = l.domain.saturating_add(1),
+                    _ => break,
+                }
+            }
+            _ => break,
+        }
+    }
+    all
+}
+
+fn cpuset(bytes: &[u8]) -> CpuSet {
+    let mut s = CpuSet::none();
+    for (i, b) in bytes.iter().enumerate() {
+        for bit in 0..8 {
+            if b & (1 << bit) != 0 {
+                s.set(i * 8 + bit);
+            }
+        }
+    }
+    s
+}
+
+impl Dom0 {
+    /// The toolstack over the ramdisk's files.
+    pub fn new(ramdisk: &'static [u8]) -> Dom0 {
+        Dom0 {
+            ramdisk,
+            doms: BTreeMap::new(),
+            shell: Shell::new(PROMPT),
+        }
+    }
+
+    /// The boot banner.
+    pub fn banner(&self) {
+        let (maj, min) = guest_sdk::version::version().unwrap_or((0, 0));
+        out(&format!(
+            "\ndom0: control domain up on Xen {maj}.{min}; ramdisk {} bytes\n",
+            self.ramdisk.len()
+        ));
+        match archive::list(self.ramdisk) {
+            Ok(files) => {
+                for f in files {
+                    out(&format!("dom0:   /{f}\n"));
+                }
+            }
+            Err(e) => out(&format!("dom0: ramdisk: {e}\n")),
+        }
+        out("dom0: type `help' for the xl commands; Ctrl-] leaves a guest console\n");
+    }
+
+    /// Prints the prompt.
+    pub fn prompt(&self) {
+        write_bytes(&self.shell.prompt());
+    }
+
+    /// Reads and handles console input.
+    pub fn read_input(&mut self) {
+        let mut buf = [0u8; 128];
+        for _ in 0..64 {
+            let n = match guest_sdk::hypercall::console_read(&mut buf) {
+                Ok(n) if n > 0 => n,
+                _ => return,
+            };
+            self.feed(buf.get(..n).unwrap_or(&[]));
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        let mut actions = self.shell.feed(bytes);
+        loop {
+            for a in actions {
+                match a {
+                    shell::Action::Echo(b) => write_bytes(&b),
+                    shell::Action::Run(line) => {
+                        self.run(&line);
+                        if self.shell.attached().is_none() {
+                            self.prompt();
+                        }
+                    }
+                    shell::Action::ToGuest { domid, bytes } => {
+                        if let Some(c) = self.doms.get_mut(&domid).and_then(|d| d.console.as_mut())
+                        {
+                            c.input(&bytes);
+                        }
+                    }
+                    shell::Action::Detached { .. } => {}
+                }
+            }
+            if !self.shell.pending() {
+                break;
+            }
+            actions = self.shell.feed(&[]);
+        }
+    }
+
+    /// Moves every domU's new console output to its log, or to the screen if attached.
+    pub fn poll_consoles(&mut self) {
+        let attached = self.shell.attached();
+        let mut buf = Vec::new();
+        for (id, d) in self.doms.iter_mut() {
+            let Some(c) = d.console.as_mut() else {
+                continue;
+            };
+            // Bounded: a guest that keeps writing cannot starve the shell.
+            for _ in 0..8 {
+                buf.clear();
+                if !c.drain(&mut buf) {
+                    break;
+                }
+                if attached == Some(*id) {
+                    write_bytes(&buf);
+                } else {
+                    c.log.push(&buf);
+                }
+            }
+        }
+    }
+
+    /// VIRQ_DOM_EXC: apply the configured action to domains that shut down.
+    pub fn domain_exceptions(&mut self) {
+        let infos = all_domains();
+        let ids: Vec<u32> = self.doms.keys().copied().collect();
+        for id in ids {
+            let info = infos.iter().find(|i| u32::from(i.domain) == id);
+            let Some(info) = info else {
+                // Gone (destroyed behind our back).
+                self.forget(id);
+                continue;
+            };
+            let Some(code) = info.shutdown_code() else {
+                continue;
+            };
+            let Some(d) = self.doms.get(&id) else {
+                continue;
+            };
+            let action = match code {
+                0 => d.cfg.on_poweroff,
+                1 => d.cfg.on_reboot,
+                2 => continue, // suspend: nothing to do without save/restore
+                3 => d.cfg.on_crash,
+                4 => d.cfg.on_watchdog,
+                _ => d.cfg.on_soft_reset,
+            };
+            let reason = [
+                "poweroff",
+                "reboot",
+                "suspend",
+                "crash",
+                "watchdog",
+                "soft_reset",
+            ]
+            .get(code as usize)
+            .copied()
+            .unwrap_or("unknown");
+            let name = d.name.clone();
+            if action == Action::Preserve {
+                continue;
+            }
+            if self.shell.attached() == Some(id) {
+                for a in self.shell.detach() {
+                    if let shell::Action::Echo(b) = a {
+                        write_bytes(&b);
+                    }
+                }
+            }
+            out(&format!(
+                "\nxl: domain {id} ({name}) has shut down, reason code {code} ({reason}): {}\n",
+                action.cfg_name()
+            ));
+            let restart = matches!(
+                action,
+                Action::Restart | Action::RenameRestart | Action::CoredumpRestart
+            );
+            let again = self
+                .doms
+                .get(&id)
+                .map(|d| (d.path.clone(), d.overrides.clone()));
+            self.destroy(id);
+            if let (true, Some((path, ov))) = (restart, again) {
+                self.create(&path, &ov, false, false);
+            }
+            if self.shell.attached().is_none() {
+                self.prompt();
+                write_bytes(self.shell.line());
+            }
+        }
+    }
+
+    fn forget(&mut self, id: u32) {
+        if let Some(d) = self.doms.remove(&id) {
+            if let Some(c) = d.console {
+                c.disconnect();
+            }
+        }
+    }
+
+    fn destroy(&mut self, id: u32) -> Option<Errno> {
+        self.forget(id);
+        let mut res = None;
+        for _ in 0..1000 {
+            match p::destroydomain(id as u16) {
+                Err(e) if e == EAGAIN => continue,
+                Err(e) => {
+                    res = Some(e);
+                    break;
+                }
+                Ok(()) => break,
+            }
+        }
+        res
+    }
+
+    fn file(&self, path: &str) -> Option<&'static [u8]> {
+        match archive::find(self.ramdisk, path) {
+            Ok(Some(e)) => Some(e.data),
+            _ => None,
+        }
+    }
+
+    fn run(&mut self, line: &str) {
+        match xl::parse_line(line) {
+            Parsed::Empty => {}
+            Parsed::Print(f) => {
+                out(&f.stdout);
+                out(&f.stderr);
+            }
+            Parsed::Run(cmd) => self.command(cmd),
+        }
+    }
+
+    fn find(&self, arg: &str) -> Result<u32, String> {
+        Names(&self.doms).find_domain(arg)
+    }
+
+    fn name_of(&self, id: u32) -> String {
+        if id == 0 {
+            return "Domain-0".into();
+        }
+        self.doms
+            .get(&id)
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| "(null)".into())
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::List { long, verbose, context, domain, .. } => {
+                if long {
+                    out(&xl::not_yet_message("list -l"));
+                    return;
+                }
+                let mut infos = all_domains();
+                if let Some(arg) = domain {
+                    let id = match self.find(&arg) {
+                        Ok(id) => id,
+                        Err(e) => return out(&format!("{e}\n")),
+                    };
+                    infos.retain(|i| u32::from(i.domain) == id);
+                    if infos.is_empty() {
+                        return out(&format!("Error: Domain '{arg}' does not exist.\n"));
+                    }
+                }
+                let doms: Vec<xfmt::DomainInfo> = infos
+                    .iter()
+                    .map(|i| xfmt::DomainInfo {
+                        domid: u32::from(i.domain),
+                        name: self.name_of(u32::from(i.domain)),
+                        uuid: i.handle,
+                        current_memkb: i.tot_pages * 4,
+                        outstanding_memkb: i.outstanding_pages * 4,
+                        vcpu_online: i.nr_online_vcpus,
+                        running: i.flags & XEN_DOMINF_RUNNING != 0,
+                        blocked: i.flags & XEN_DOMINF_BLOCKED != 0,
+                        paused: i.flags & XEN_DOMINF_PAUSED != 0,
+                        shutdown: i.flags & XEN_DOMINF_SHUTDOWN != 0,
+                        shutdown_reason: i.shutdown_code().unwrap_or(0) as u8,
+                        dying: i.flags & XEN_DOMINF_DYING != 0,
+                        cpu_time_ns: i.cpu_time,
+                        ssid_label: None,
+                    })
+                    .collect();
+                out(&xfmt::list(&doms, verbose, context));
+            }
+            Command::Info { item, .. } => out(&xfmt::info(&host_info(), item.as_deref())),
+            Command::Create { config_file, overrides, console, paused, dryrun, .. } => {
+                let Some(path) = config_file else {
+                    return out("Config file not specified\n");
+                };
+                if dryrun {
+                    return out(&xl::not_yet_message("create -n"));
+                }
+                self.create(&path, &overrides, console, paused);
+            }
+            Command::Destroy { domain, force } => {
+                let id = match self.find(&domain) {
+                    Ok(id) => id,
+                    Err(e) => return out(&format!("{e}\n")),
+                };
+                if id == 0 && !force {
+                    return out("Destroying domid 0 is not allowed unless -f is given.\n");
+                }
+                if id == 0 {
+                    return out("libxl: error: Cannot destroy the control domain\ndestroy failed (rc=-3)\n");
+                }
+                if p::getdomaininfo(id as u16).is_err() {
+                    self.forget(id);
+                    return out(&format!(
+                        "libxl: error: Domain {id}:Non-existant domain\nlibxl: error: Domain {id}:Unable to destroy guest\nlibxl: error: Domain {id}:Destruction of domain failed\ndestroy failed (rc=-21)\n"
+                    ));
+                }
+                if let Some(e) = self.destroy(id) {
+                    out(&format!("libxl: error: Domain {id}:destroy failed: {}\ndestroy failed (rc=-3)\n", errno_rc(e)));
+                }
+            }
+            Command::Shutdown { target, .. } => self.shutdown(target, 0, "Shutting down"),
+            Command::Reboot { target, .. } => self.shutdown(target, 1, "Rebooting"),
+            Command::Pause { domain } => self.simple(&domain, p::pause, "pause"),
+            Command::Unpause { domain } => self.simple(&domain, p::unpause, "unpause"),
+            Command::Console { domain, .. } => {
+                let id = match self.find(&domain) {
+                    Ok(id) => id,
+                    Err(e) => return out(&format!("{e}\n")),
+                };
+                self.attach(id);
+            }
+            Command::Dmesg { clear } => dmesg(clear),
+            Command::Uptime { short, domains } => self.uptime(short, &domains),
+            Command::VcpuList { domains } => self.vcpu_list(&domains),
+            Command::Domid { name } => match Names(&self.doms).domid_by_name(&name) {
+                Some(id) => out(&format!("{id}\n")),
+                None => out(&format!("Can't get domid of domain name '{name}', maybe this domain does not exist.\n")),
+            },
+            Command::Domname { domid } => match domid.parse::<u32>() {
+                Ok(id) if id == 0 || self.doms.contains_key(&id) => out(&format!("{}\n", self.name_of(id))),
+                _ => out(&format!("Can't get domain name of domain id '{domid}', maybe this domain does not exist.\n")),
+            },
+            Command::Help { command } => out(&xl::help(command.as_deref())),
+            Command::NotYet { command } => out(&xl::not_yet_message(&command)),
+            Command::VcpuPin { .. } => out(&xl::not_yet_message("vcpu-pin")),
+            Command::SchedCredit { .. } => out(&xl::not_yet_message("sched-credit")),
+        }
+    }
+
+    fn simple(&mut self, arg: &str, f: fn(u16) -> Result<(), Errno>, what: &str) {
+        let id = match self.find(arg) {
+            Ok(id) => id,
+            Err(e) => return out(&format!("{e}\n")),
+        };
+        if let Err(e) = u16::try_from(id)
+            .map_err(|_| xen_abi::errno::ESRCH)
+            .and_then(f)
+        {
+            out(&format!(
+                "libxl: error: Domain {id}:{what} failed: {}\n",
+                errno_rc(e)
+            ));
+        }
+    }
+
+    fn shutdown(&mut self, target: Target, reason: u32, verb: &str) {
+        let ids: Vec<u32> = match target {
+            Target::All => all_domains()
+                .iter()
+                .map(|i| u32::from(i.domain))
+                .filter(|&d| d != 0)
+                .collect(),
+            Target::Domain(arg) => match self.find(&arg) {
+                Ok(id) => alloc::vec![id],
+                Err(e) => return out(&format!("{e}\n")),
+            },
+        };
+        for id in ids {
+            out(&format!("{verb} domain {id}\n"));
+            let mut op = xen_abi::sched::SchedRemoteShutdown {
+                domain_id: id as u16,
+                _pad: 0,
+                reason,
+            };
+            // SAFETY: `op` is the live struct SCHEDOP_remote_shutdown takes.
+            let r = unsafe {
+                guest_sdk::hypercall::sched_op(
+                    xen_abi::sched::SCHEDOP_REMOTE_SHUTDOWN,
+                    &mut op as *mut _ as *mut u8,
+                )
+            };
+            if let Err(e) = r {
+                out(&format!(
+                    "libxl: error: Domain {id}:shutdown failed: {}\n",
+                    errno_rc(e)
+                ));
+            }
+        }
+    }
+
+    fn attach(&mut self, id: u32) {
+        let Some(d) = self.doms.get_mut(&id) else {
+            return out(&format!(
+                "xenconsole: Could not read tty from store: domain {id} has no console\n"
+            ));
+        };
+        let Some(c) = d.console.as_mut() else {
+            return out(&format!("xenconsole: domain {id} has no console\n"));
+        };
+        let pending = c.log.contents();
+        c.log = dom0_tools::conring::OutputLog::new(crate::console::LOG_BYTES);
+        write_bytes(&pending);
+        self.shell.attach(id);
+    }
+
+    /// `xl create`.
+    fn create(&mut self, path: &str, overrides: &[String], console: bool, paused: bool) {
+        out(&format!("Parsing config from {path}\n"));
+        let Some(text) = self.file(path) else {
+            return out(&format!(
+                "Failed to read config file: {path}: No such file or directory\n"
+            ));
+        };
+        let ov: Vec<&str> = overrides.iter().map(String::as_str).collect();
+        let parsed = match cfg::parse_with_overrides(path, text, &ov) {
+            Ok(c) => c,
+            Err(e) => {
+                out(&e.to_string());
+                return out(cfg::ParseError::XL_TRAILER);
+            }
+        };
+        let mut warnings = Vec::new();
+        let dc = DomainConfig::from_config(&parsed, &|_| None, &mut warnings);
+        for w in &warnings {
+            out(&format!("{w}\n"));
+        }
+        let dc = match dc {
+            Ok(d) => d,
+            Err(e) => return out(&format!("{e}\n")),
+        };
+        if Names(&self.doms).domid_by_name(&dc.name).is_some() {
+            return out(&format!(
+                "libxl: error: Domain with name \"{}\" already exists.\nlibxl: error: cannot make domain: -6\n",
+                dc.name
+            ));
+        }
+        let Some(kernel) = self.file(&dc.kernel) else {
+            return out(&format!(
+                "libxl: error: failed to read kernel {}: No such file or directory\nlibxl: error: cannot (re-)build domain: -3\n",
+                dc.kernel
+            ));
+        };
+        let built = match builder::build(&dc, kernel) {
+            Ok(b) => b,
+            Err(e) => {
+                return out(&format!(
+                    "libxl: error: {e}\nlibxl: error: cannot (re-)build domain: -3\n"
+                ));
+            }
+        };
+        let id = u32::from(built.domid);
+        let console_be = match Console::connect(built.domid, built.console_mfn, built.console_port)
+        {
+            Ok(c) => Some(c),
+            Err(e) => {
+                out(&format!(
+                    "libxl: warning: Domain {id}: console backend failed: {e:?}\n"
+                ));
+                None
+            }
+        };
+        self.doms.insert(
+            id,
+            Dom {
+                name: dc.name.clone(),
+                path: path.into(),
+                overrides: overrides.to_vec(),
+                cfg: dc,
+                console: console_be,
+                created_ns: now_ns(),
+            },
+        );
+        if !paused {
+            if let Err(e) = p::unpause(built.domid) {
+                out(&format!(
+                    "libxl: error: Domain {id}:unpause failed: {e:?}\n"
+                ));
+            }
+        }
+        if console {
+            self.attach(id);
+        }
+    }
+
+    fn uptime(&self, short: bool, domains: &[String]) {
+        let ids: Vec<u32> = if domains.is_empty() {
+            all_domains().iter().map(|i| u32::from(i.domain)).collect()
+        } else {
+            let mut v = Vec::new();
+            for a in domains {
+                match self.find(a) {
+                    Ok(id) => v.push(id),
+                    Err(e) => return out(&format!("{e}\n")),
+                }
+            }
+            v
+        };
+        let now = now_ns();
+        let secs = guest_sdk::time::wallclock().map(|(s, _)| s).unwrap_or(0) % 86400;
+        let hms = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+        let mut o = String::new();
+        if !short {
+            o.push_str(&xfmt::uptime_header());
+        }
+        for id in ids {
+            let up = if id == 0 {
+                now / 1_000_000_000
+            } else {
+                match self.doms.get(&id) {
+                    Some(d) => now.saturating_sub(d.created_ns) / 1_000_000_000,
+                    None => 0,
+                }
+            };
+            o.push_str(&xfmt::uptime_line(&self.name_of(id), id, up, short, &hms));
+        }
+        out(&o);
+    }
+
+    fn vcpu_list(&self, domains: &[String]) {
+        let nr_cpus = p::physinfo().map(|i| i.nr_cpus as usize).unwrap_or(1);
+        let ids: Vec<u32> = if domains.is_empty() {
+            all_domains().iter().map(|i| u32::from(i.domain)).collect()
+        } else {
+            let mut v = Vec::new();
+            for a in domains {
+                match self.find(a) {
+                    Ok(id) => v.push(id),
+                    Err(e) => return out(&format!("{e}\n")),
+                }
+            }
+            v
+        };
+        let mut o = xfmt::vcpu_list_header();
+        for id in ids {
+            let Ok(info) = p::getdomaininfo(id as u16) else {
+                o.push_str(&format!("Error: Domain {id} does not exist.\n"));
+                continue;
+            };
+            if info.max_vcpu_id == XEN_INVALID_MAX_VCPU_ID {
+                continue;
+            }
+            for v in 0..=info.max_vcpu_id.min(127) {
+                let Ok(vi) = p::getvcpuinfo(id as u16, v) else {
+                    continue;
+                };
+                let (mut hard, mut soft) = ([0u8; 32], [0u8; 32]);
+                let _ = p::get_vcpu_affinity(id as u16, v, &mut hard, &mut soft);
+                let vc = xfmt::VcpuInfo {
+                    vcpuid: v,
+                    cpu: vi.cpu,
+                    online: vi.online != 0,
+                    blocked: vi.blocked != 0,
+                    running: vi.running != 0,
+                    vcpu_time_ns: vi.cpu_time,
+                    hard: cpuset(&hard),
+                    soft: cpuset(&soft),
+                };
+                o.push_str(&xfmt::vcpu_list_line(&self.name_of(id), id, &vc, nr_cpus));
+            }
+        }
+        out(&o);
+    }
+}
+
+fn dmesg(clear: bool) {
+    let mut buf = alloc::vec![0u8; 4096];
+    let mut idx = 0u32;
+    for _ in 0..1024 {
+        match p::readconsole(&mut buf, Some(idx), false) {
+            Ok((0, _)) => break,
+            Ok((n, next)) => {
+                write_bytes(buf.get(..n).unwrap_or(&[]));
+                if next == idx {
+                    break;
+                }
+                idx = next;
+            }
+            Err(e) => {
+                out(&format!(
+                    "libxl: error: reading the hypervisor console failed: {e:?}\n"
+                ));
+                return;
+            }
+        }
+    }
+    if clear {
+        let _ = p::readconsole(&mut [0u8; 1], Some(idx), true);
+    }
+}
+
+fn host_info() -> xfmt::HostInfo {
+    let mut h = xfmt::HostInfo {
+        host: "dom0".into(),
+        release: env!("CARGO_PKG_VERSION").into(),
+        version: "rust-dom0".into(),
+        machine: "x86_64".into(),
+        ..Default::default()
+    };
+    if let Ok(pi) = p::physinfo() {
+        h.nr_cpus = pi.nr_cpus;
+        h.max_cpu_id = pi.max_cpu_id;
+        h.nr_nodes = pi.nr_nodes;
+        h.cores_per_socket = pi.cores_per_socket;
+        h.threads_per_core = pi.threads_per_core;
+        h.cpu_khz = pi.cpu_khz;
+        h.hw_cap = pi.hw_cap;
+        h.total_pages = pi.total_pages;
+        h.free_pages = pi.free_pages;
+        h.outstanding_pages = pi.outstanding_pages;
+        let c = pi.capabilities;
+        h.cap_hvm = c & 1 != 0;
+        h.cap_pv = c & (1 << 1) != 0;
+        h.cap_hvm_directio = c & (1 << 2) != 0;
+        h.cap_hap = c & (1 << 3) != 0;
+        h.cap_shadow = c & (1 << 4) != 0;
+        h.cap_iommu_hap_pt_share = c & (1 << 5) != 0;
+        h.cap_vmtrace = c & (1 << 6) != 0;
+        h.cap_vpmu = c & (1 << 7) != 0;
+        h.cap_gnttab_v1 = c & (1 << 8) != 0;
+        h.cap_gnttab_v2 = c & (1 << 9) != 0;
+    }
+    if let Ok((maj, min)) = guest_sdk::version::version() {
+        h.xen_major = u32::from(maj);
+        h.xen_minor = u32::from(min);
+    }
+    if let Ok(e) = guest_sdk::version::extraversion() {
+        h.xen_extra = String::from_utf8_lossy(c_str(&e)).into_owned();
+    }
+    if let Ok(c) = guest_sdk::version::capabilities() {
+        h.xen_caps = String::from_utf8_lossy(c_str(&c)).into_owned();
+    }
+    h.xen_scheduler = match p::sched_id() {
+        Ok(XEN_SCHEDULER_CREDIT) => "credit",
+        Ok(XEN_SCHEDULER_CREDIT2) => "credit2",
+        Ok(_) => "other",
+        Err(_) => "unknown",
+    }
+    .into();
+    h.pagesize = guest_sdk::version::pagesize()
+        .map(|p| p as u32)
+        .unwrap_or(4096);
+    h.virt_start = guest_sdk::version::virt_start().unwrap_or(0);
+    h
+}

@@ -1,0 +1,97 @@
+//! Mapping another domain's frames into dom0: a *slot* is one page of dom0's heap
+//! whose PTE is pointed at a foreign frame with `mmu_update(foreigndom = domid)` and
+//! later restored to the heap frame it had. Slots live in the start-of-day region, so
+//! their L1 entries are found with `mm::walk`.
+
+use alloc::alloc::{alloc_zeroed, dealloc, Layout};
+use guest_sdk::mm;
+use guest_sdk::Errno;
+use xen_abi::errno::{EINVAL, ENOMEM};
+use xen_abi::mm::{MmuUpdate, MMU_NORMAL_PT_UPDATE};
+use xen_abi::xen::{DomId, DOMID_SELF};
+
+/// One page of dom0's address space that can show a foreign frame.
+#[derive(Debug)]
+pub struct Slot {
+    va: u64,
+    pte_maddr: u64,
+    own_pte: u64,
+    mapped: bool,
+}
+
+impl Slot {
+    /// A new slot over a fresh, page-aligned heap page (freed on drop once unmapped).
+    pub fn new() -> Result<Slot, Errno> {
+        let layout = Layout::from_size_align(4096, 4096).map_err(|_| EINVAL)?;
+        // SAFETY: the layout has a non-zero size.
+        let p = unsafe { alloc_zeroed(layout) };
+        if p.is_null() {
+            return Err(ENOMEM);
+        }
+        let va = p as u64;
+        let (own_pte, pte_maddr) = mm::walk(va, 1).ok_or(EINVAL)?;
+        Ok(Slot {
+            va,
+            pte_maddr,
+            own_pte,
+            mapped: false,
+        })
+    }
+
+    /// Shows frame `mfn` of `dom` (writable) at this slot; returns its address.
+    pub fn map(&mut self, dom: DomId, mfn: u64) -> Result<u64, Errno> {
+        if self.mapped {
+            self.unmap()?;
+        }
+        let req = [MmuUpdate {
+            ptr: self.pte_maddr | MMU_NORMAL_PT_UPDATE,
+            val: mm::make_pte(mfn, mm::PAGE_KERNEL),
+        }];
+        guest_sdk::privileged::mmu_update(&req, dom)?;
+        self.mapped = true;
+        mm::invlpg_local(self.va)?;
+        Ok(self.va)
+    }
+
+    /// Puts dom0's own frame back (dropping the reference to the foreign frame).
+    pub fn unmap(&mut self) -> Result<(), Errno> {
+        if !self.mapped {
+            return Ok(());
+        }
+        let req = [MmuUpdate {
+            ptr: self.pte_maddr | MMU_NORMAL_PT_UPDATE,
+            val: self.own_pte,
+        }];
+        guest_sdk::privileged::mmu_update(&req, DOMID_SELF)?;
+        self.mapped = false;
+        mm::invlpg_local(self.va)
+    }
+
+    /// Copies `data` (at most a page) to the start of frame `mfn` of `dom`, zeroing the
+    /// rest of the page, and unmaps it.
+    pub fn write_page(&mut self, dom: DomId, mfn: u64, data: &[u8]) -> Result<(), Errno> {
+        let n = data.len().min(4096);
+        let va = self.map(dom, mfn)?;
+        // SAFETY: `va` maps a whole frame (writable) that only this slot maps in dom0;
+        // the foreign domain is paused and not yet running; `n` <= 4096.
+        unsafe {
+            core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, n);
+            core::ptr::write_bytes((va as *mut u8).add(n), 0, 4096 - n);
+        }
+        self.unmap()
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // Never leak a foreign reference (it would keep a destroyed domain alive), and
+        // give the page back only once it is dom0's own again.
+        if self.unmap().is_ok() {
+            if let Ok(layout) = Layout::from_size_align(4096, 4096) {
+                // SAFETY: `va` came from `alloc_zeroed` with this layout and maps its
+                // own frame again; nothing else refers to it.
+                unsafe { dealloc(self.va as *mut u8, layout) };
+            }
+        }
+    }
+}
