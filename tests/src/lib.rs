@@ -204,3 +204,40 @@ pub fn hv_kernel_args(
         initrd,
     ]
 }
+
+/// QEMU arguments to boot dom0 (the toolstack) with its ramdisk on `hv` ("hypervisor"
+/// or "xen-4.17").
+pub fn dom0_args(hv: &str, cpus: u32, hv_cmdline: &str) -> Vec<String> {
+    vec![
+        "-accel".into(),
+        "tcg".into(),
+        "-cpu".into(),
+        "max".into(),
+        "-m".into(),
+        "512".into(),
+        "-smp".into(),
+        cpus.to_string(),
+        "-kernel".into(),
+        image(hv).display().to_string(),
+        "-append".into(),
+        hv_cmdline.into(),
+        "-initrd".into(),
+        format!(
+            "{} dom0,{}",
+            image("dom0").display(),
+            image("ramdisk.cpio").display()
+        ),
+    ]
+}
+
+impl Session {
+    /// Type an `xl` command line at dom0's prompt and return what it printed up to the
+    /// next prompt.
+    pub fn xl(&mut self, line: &str, timeout: Duration) -> String {
+        self.send(&format!("{line}\n"));
+        let out = self.expect("xl> ", timeout);
+        out.split_once('\n')
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or(out)
+    }
+}

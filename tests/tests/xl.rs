@@ -1,0 +1,126 @@
+//! The control domain's `xl` toolstack, driven through dom0's console as a user would.
+//! Each scenario runs on our hypervisor and on real Xen 4.17 (the reference), which
+//! must behave the same.
+
+use std::time::Duration;
+use tests::*;
+
+const T: Duration = Duration::from_secs(90);
+
+fn free_memory(s: &mut Session) -> u64 {
+    let out = s.xl("xl info free_memory", T);
+    out.lines()
+        .find_map(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no free_memory in {out:?}"))
+}
+
+/// Boot dom0, create the ticker guest, list it, attach to its console and type into it,
+/// pause and unpause it, destroy it: memory comes back.
+fn create_console_destroy(hv: &str) {
+    let mut s = Session::start(
+        &format!("xl-{hv}"),
+        &dom0_args(hv, 2, "console=com1 dom0_mem=128M"),
+    );
+    s.expect("xl> ", T);
+    let list = s.xl("xl list", T);
+    assert!(
+        list.contains("Name                                        ID   Mem VCPUs\tState\tTime(s)"),
+        "{list}"
+    );
+    assert!(
+        list.contains("Domain-0                                     0   128     1"),
+        "{list}"
+    );
+    let before = free_memory(&mut s);
+    let out = s.xl("xl create /etc/xen/ticker.cfg", T);
+    assert!(
+        out.contains("Parsing config from /etc/xen/ticker.cfg"),
+        "{out}"
+    );
+    let list = s.xl("xl list", T);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("ticker ") && l.contains(" 32     1")),
+        "ticker not listed:\n{list}"
+    );
+    assert!(
+        free_memory(&mut s) < before,
+        "creating a domain uses memory"
+    );
+    // Its console: output, then our input echoed by the guest, then Ctrl-] back.
+    s.send("xl console ticker\n");
+    s.expect("ticker: tick", T);
+    s.send("q");
+    s.expect("ticker: got 'q'", T);
+    s.send("\x1d");
+    s.expect("xl> ", T);
+    s.xl("xl pause ticker", T);
+    let list = s.xl("xl list", T);
+    assert!(
+        list.lines().any(|l| l.starts_with("ticker ")
+            && l.split_whitespace()
+                .nth(4)
+                .is_some_and(|st| st.chars().nth(2) == Some('p'))),
+        "not paused:\n{list}"
+    );
+    s.xl("xl unpause ticker", T);
+    let out = s.xl("xl destroy ticker", T);
+    assert!(!out.contains("failed"), "{out}");
+    let list = s.xl("xl list", T);
+    assert!(
+        !list.contains("ticker"),
+        "still listed after destroy:\n{list}"
+    );
+    assert_eq!(
+        free_memory(&mut s),
+        before,
+        "a destroyed domain gives back all its memory"
+    );
+    // Bad input is an xl error, never the end of dom0.
+    let out = s.xl("xl destroy nosuch", T);
+    assert!(
+        out.contains("nosuch is an invalid domain identifier"),
+        "{out}"
+    );
+    let out = s.xl("xl frobnicate", T);
+    assert!(out.contains("command not implemented"), "{out}");
+    let list = s.xl("xl list", T);
+    assert!(list.contains("Domain-0"), "dom0 still answers:\n{list}");
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn xl_create_console_pause_destroy_on_ours() {
+    create_console_destroy("hypervisor");
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn xl_create_console_pause_destroy_on_real_xen_4_17() {
+    create_console_destroy("xen-4.17");
+}
+
+/// Destroy and re-create a domain many times: free memory is unchanged at the end.
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn xl_create_destroy_fifty_times_leaks_nothing() {
+    let mut s = Session::start(
+        "xl-loop",
+        &dom0_args("hypervisor", 2, "console=com1 dom0_mem=128M"),
+    );
+    s.expect("xl> ", T);
+    let before = free_memory(&mut s);
+    for i in 0..50 {
+        let out = s.xl("xl create /etc/xen/ticker.cfg", T);
+        assert!(out.contains("Parsing config"), "round {i}: {out}");
+        let out = s.xl("xl destroy ticker", T);
+        assert!(!out.contains("failed"), "round {i}: {out}");
+    }
+    let list = s.xl("xl list", T);
+    assert!(!list.contains("ticker"), "{list}");
+    assert_eq!(
+        free_memory(&mut s),
+        before,
+        "memory after 50 create/destroy rounds"
+    );
+}
