@@ -497,7 +497,7 @@ fn canonical(va: u64) -> bool {
 
 /// `XEN_DOMCTL_setvcpucontext`: load a vCPU's initial state (the domain builder's last
 /// step before unpause). Everything is checked before anything changes.
-fn set_vcpu_context(
+pub(crate) fn set_vcpu_context(
     t: &mut DomainTable,
     dom: DomId,
     vcpu: u32,

@@ -223,9 +223,17 @@ pub fn lock() -> spin::MutexGuard<'static, DomainTable> {
         if let Some(g) = DOMAINS.try_lock() {
             return g;
         }
+        // Spin with interrupts enabled for as long as the lock is held, so a flush IPI
+        // is answered whenever it comes (a one-instruction `sti` window is not enough:
+        // emulators check interrupts only between blocks of instructions).
         // SAFETY: no lock is held here (lock order: DOMAINS is first), so interrupt
         // handlers may run; they never wait for DOMAINS (try_lock only).
-        unsafe { core::arch::asm!("sti", "pause", "cli", options(nomem, nostack)) };
+        unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+        while DOMAINS.is_locked() {
+            core::hint::spin_loop();
+        }
+        // SAFETY: back to the hypervisor's interrupts-off rule before taking the lock.
+        unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
     }
 }
 

@@ -60,6 +60,15 @@ pub fn dispatch(
         hc::MMU_UPDATE => return crate::mm::mmu_update(t, dom, vi, a),
         hc::MMUEXT_OP => return crate::mm::mmuext_op(t, dom, vi, a),
         hc::MULTICALL if depth == 0 => return multicall(t, dom, vi, a),
+        hc::SCHED_OP if a[0] as u32 == xen_abi::sched::SCHEDOP_REMOTE_SHUTDOWN => {
+            return (remote_shutdown(t, dom, vi, a[1]).into(), After::Resume)
+        }
+        hc::VCPU_OP if a[0] as u32 == xen_abi::vcpu::VCPUOP_INITIALISE => {
+            return (
+                vcpu_initialise(t, dom, vi, a[1], a[2]).into(),
+                After::Resume,
+            )
+        }
         hc::GRANT_TABLE_OP => return (crate::gnttab::grant_table_op(t, dom, vi, a), After::Resume),
         _ => {}
     }
@@ -509,6 +518,63 @@ fn set_timer_op(d: &mut Domain, vi: usize, deadline: u64) -> Result<u64, Errno> 
     Ok(0)
 }
 
+/// `SCHEDOP_remote_shutdown`: the control domain shuts another domain down.
+fn remote_shutdown(t: &mut DomainTable, me: DomId, vi: usize, arg: u64) -> Result<u64, Errno> {
+    let caller = t.get(me).ok_or(ESRCH)?;
+    if !caller.privileged {
+        return Err(EPERM);
+    }
+    let v = caller.vcpus.get(vi).ok_or(EINVAL)?;
+    let mut b = [0u8; 8];
+    crate::guest_mem::copy_from_guest(pv::current_l4(v), arg, &mut b).map_err(|_| EFAULT)?;
+    let dom = u16::from_le_bytes([b[0], b[1]]);
+    let reason = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+    if reason > xen_abi::sched::SHUTDOWN_MAX || dom == me {
+        return Err(EINVAL);
+    }
+    let d = t.get(dom).ok_or(ESRCH)?;
+    if d.shutdown.is_none() {
+        log::info!(
+            "d{dom}: shut down by d{me}, reason {reason} ({})",
+            shutdown_name(reason)
+        );
+        d.shutdown = Some(Shutdown::Guest(reason));
+        for v in d.vcpus.iter() {
+            if let Some(cpu) = v.running_on {
+                crate::sched::resched(cpu);
+            }
+        }
+        if let Some(d0) = t.get(0) {
+            crate::events::send_virq(d0, 0, xen_abi::xen::VIRQ_DOM_EXC);
+        }
+    }
+    Ok(0)
+}
+
+/// `VCPUOP_initialise(vcpu, context)`: load the context of a vCPU of the caller's own
+/// domain that was never initialised (it stays down until `VCPUOP_up`).
+fn vcpu_initialise(
+    t: &mut DomainTable,
+    me: DomId,
+    vi: usize,
+    vcpu: u64,
+    ctxt: u64,
+) -> Result<u64, Errno> {
+    let d = t.get(me).ok_or(ESRCH)?;
+    let l4 = d.vcpus.get(vi).map(|v| pv::current_l4(v)).ok_or(EINVAL)?;
+    let target = d.vcpus.get(vcpu as usize).ok_or(ENOENT)?;
+    if target.initialised {
+        return Err(EEXIST);
+    }
+    let was = target.state;
+    crate::control::set_vcpu_context(t, me, vcpu as u32, ctxt, l4)?;
+    // Initialising does not bring the vCPU up.
+    if let Some(v) = t.get(me).and_then(|d| d.vcpus.get_mut(vcpu as usize)) {
+        v.state = was;
+    }
+    Ok(0)
+}
+
 fn vcpu_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
     use xen_abi::vcpu::*;
     let target = a[1] as usize;
@@ -516,6 +582,25 @@ fn vcpu_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
         return Err(ENOENT);
     }
     match a[0] as u32 {
+        VCPUOP_UP => {
+            let v = d.vcpus.get_mut(target).ok_or(ENOENT)?;
+            if !v.initialised {
+                return Err(EINVAL);
+            }
+            if v.state == crate::domain::RunState::Down {
+                v.state = crate::domain::RunState::Runnable;
+                crate::sched::wake(d, target);
+            }
+            Ok(0)
+        }
+        VCPUOP_DOWN => {
+            let v = d.vcpus.get_mut(target).ok_or(ENOENT)?;
+            v.state = crate::domain::RunState::Down;
+            if let Some(cpu) = v.running_on {
+                crate::sched::resched(cpu);
+            }
+            Ok(0)
+        }
         VCPUOP_IS_UP => Ok(u64::from(
             d.vcpus
                 .get(target)
