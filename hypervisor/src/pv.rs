@@ -264,8 +264,19 @@ pub fn finish(domid: crate::domain::DomId, vid: u32, regs: &mut Regs, after: Aft
     crate::sched::exit(domid, vid, regs, matches!(after, After::Block))
 }
 
-/// If the vCPU has an event upcall pending and unmasked, bounce to its callback.
+/// Before returning to the guest: a non-canonical return address (a `syscall` at the end
+/// of the lower half, XSA-7) becomes a #GP for the guest, with that address in its frame,
+/// instead of a fault in the hypervisor's `iretq`; then pending events are delivered.
 pub fn deliver_events(d: &mut Domain, vi: usize, regs: &mut Regs) {
+    let top = regs.rip >> 47;
+    if top != 0 && top != 0x1ffff {
+        inject(d, vi, regs, 13, Some(0));
+    }
+    deliver_upcall(d, vi, regs);
+}
+
+/// If the vCPU has an event upcall pending and unmasked, bounce to its callback.
+fn deliver_upcall(d: &mut Domain, vi: usize, regs: &mut Regs) {
     let sh = SharedInfo::new(d.shared_info_mfn);
     let Some(v) = d.vcpus.get(vi) else { return };
     let vid = v.id;
