@@ -346,29 +346,6 @@ fn local_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
             }
             Ok(0)
         }
-        EVTCHNOP_STATUS => {
-            let b: [u8; 24] = rd(d, vi, arg)?;
-            self_dom(d, u16_at(&b, 0))?;
-            let port = u32_at(&b, 4);
-            let ch = d.evtchn.status(port)?;
-            let (status, u0, u1) = match ch.state {
-                State::Free => (0u32, 0u32, 0u32),
-                State::Unbound { remote } => (1, u32::from(remote), 0),
-                State::Interdomain {
-                    remote,
-                    remote_port,
-                } => (2, u32::from(remote), remote_port),
-                State::Virq { virq } => (4, virq, 0),
-                State::Ipi => (5, 0, 0),
-            };
-            let mut out = b;
-            out[8..12].copy_from_slice(&status.to_le_bytes());
-            out[12..16].copy_from_slice(&ch.vcpu.to_le_bytes());
-            out[16..20].copy_from_slice(&u0.to_le_bytes());
-            out[20..24].copy_from_slice(&u1.to_le_bytes());
-            wr(d, vi, arg, &out)?;
-            Ok(0)
-        }
         EVTCHNOP_UNMASK => {
             let b: [u8; 4] = rd(d, vi, arg)?;
             let port = u32_at(&b, 0);

@@ -371,18 +371,6 @@ fn own_memory_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
     // The low 6 bits are the sub-op; the rest is a continuation's start extent.
     let op = (a[0] & 0x3f) as u32;
     match op {
-        XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
-            let b: [u8; 2] = rd(d, vi, a[1])?;
-            let dom = u16::from_le_bytes(b);
-            if dom != xen_abi::xen::DOMID_SELF && dom != d.id {
-                return Err(if d.privileged { ESRCH } else { EPERM });
-            }
-            Ok(if op == XENMEM_CURRENT_RESERVATION {
-                d.tot_pages
-            } else {
-                d.max_pages
-            })
-        }
         XENMEM_MAXIMUM_RAM_PAGE => Ok(crate::mem::MAX_FRAMES as u64 - 1),
         XENMEM_MAXIMUM_GPFN => Ok(d.tot_pages.saturating_sub(1)),
         XENMEM_MEMORY_MAP | XENMEM_MACHINE_MEMORY_MAP => {
