@@ -1,11 +1,16 @@
-//! Console output through `console_io` (dom0-style; on real Xen a domU's `console_io`
-//! output only shows with `guest_loglvl=all`), and `print!`/`println!`.
+//! Console output, and `print!`/`println!`: through `console_io` for dom0, through the
+//! console ring (`conring`) for a domU.
 
 use core::fmt;
 
 /// Write bytes to the hypervisor console, retrying on partial failure is not needed:
 /// `CONSOLEIO_write` consumes the whole buffer.
 pub fn write_bytes(bytes: &[u8]) {
+    // A domU prints on its console ring (dom0's backend shows it with `xl console`).
+    if let Some(ring) = crate::conring::ring() {
+        ring.write(bytes);
+        return;
+    }
     // Chunk so one call never asks the hypervisor to copy more than a page.
     for chunk in bytes.chunks(1024) {
         let _ = crate::hypercall::console_write(chunk);

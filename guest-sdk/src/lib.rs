@@ -19,6 +19,7 @@
 //!    shared-page accessors; each block says why it is sound.
 #![cfg_attr(target_os = "none", no_std)]
 
+pub mod conring;
 pub mod console;
 pub mod cpuid;
 pub mod entry;

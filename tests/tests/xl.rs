@@ -124,3 +124,35 @@ fn xl_create_destroy_fifty_times_leaks_nothing() {
         "memory after 50 create/destroy rounds"
     );
 }
+
+/// An SDK guest as a domU prints on its console ring: `xl create -c` shows it, on ours
+/// and on Xen 4.17 alike, and the domain is destroyed when it powers off (on_poweroff).
+fn hello_as_domu(hv: &str) {
+    let mut s = Session::start(
+        &format!("hello-domu-{hv}"),
+        &dom0_args(hv, 2, "console=com1 dom0_mem=128M"),
+    );
+    s.expect("xl> ", T);
+    s.send("xl create -c /etc/xen/hello.cfg\n");
+    s.expect("hello: Hello from a PV guest", T);
+    s.expect("hello: memory 32 MiB", T);
+    s.expect("hello: breakpoint handled, back from iret", T);
+    s.expect("has shut down, reason code 0 (poweroff): destroy", T);
+    let list = s.xl("xl list", T);
+    assert!(
+        !list.contains("hello"),
+        "powered-off domain still listed:\n{list}"
+    );
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn hello_runs_as_a_domu_on_ours() {
+    hello_as_domu("hypervisor");
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn hello_runs_as_a_domu_on_real_xen_4_17() {
+    hello_as_domu("xen-4.17");
+}
