@@ -3,8 +3,9 @@
 //! - `build`: the hypervisor image and the guests, for `x86_64-unknown-none`, into
 //!   `target/images/`.
 //! - `run [--cpus N] [--guest NAME] [--iso] [--xen]`: build, then boot the hypervisor (or,
-//!   with `--xen`, the real Xen 4.17 as the reference) with the
-//!   guest as dom0 in QEMU, console on this terminal (Ctrl-A X quits QEMU).
+//!   with `--xen`, the real Xen 4.17 as the reference) in QEMU with dom0, the `xl`
+//!   toolstack, and its ramdisk of example guests (`--guest hello` boots an example
+//!   guest as dom0 instead); console on this terminal (Ctrl-A X quits QEMU).
 //! - `test`: formatting, clippy, host tests, then the system tests under QEMU.
 //! - `iso`: a GRUB (multiboot2) ISO at `target/images/hypervisor.iso`.
 //! - `bench`: path lengths of hypercalls on ours and on Xen 4.17 (`docs/perf.md`).
@@ -128,7 +129,7 @@ struct RunOpts {
 fn parse_run(args: &[String]) -> Result<RunOpts, String> {
     let mut o = RunOpts {
         cpus: 2,
-        guest: "hello".into(),
+        guest: "dom0".into(),
         iso: false,
         xen: false,
         append: String::new(),
@@ -182,10 +183,20 @@ fn run_system(args: &[String]) -> Result<(), String> {
             images_dir().join("hypervisor")
         };
         qemu.arg("-kernel").arg(hv);
+        // dom0 gets 128 MiB unless told otherwise; the rest is for the guests it creates.
+        let mem = if o.append.contains("dom0_mem=") {
+            ""
+        } else {
+            "dom0_mem=128M"
+        };
         qemu.arg("-append")
-            .arg(format!("console=com1 {}", o.append).trim());
-        qemu.arg("-initrd")
-            .arg(format!("{} {}", guest.display(), o.guest));
+            .arg(format!("console=com1 {mem} {}", o.append).trim());
+        // The toolstack gets its ramdisk (guest kernels and /etc/xen/*.cfg) as module 2.
+        let mut initrd = format!("{} {}", guest.display(), o.guest);
+        if o.guest == "dom0" {
+            initrd.push_str(&format!(",{}", images_dir().join("ramdisk.cpio").display()));
+        }
+        qemu.arg("-initrd").arg(initrd);
     }
     eprintln!("xtask: booting (Ctrl-A X quits QEMU)");
     let status = qemu.status().map_err(|e| format!("qemu: {e}"))?;
