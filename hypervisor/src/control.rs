@@ -93,7 +93,9 @@ fn do_domctl(
             let d = target(t, dom)?;
             d.pause_count = d.pause_count.checked_add(1).ok_or(EINVAL)?;
             d.paused = true;
-            kick_running(d);
+            if d.pause_count == 1 {
+                crate::sched::pause(dom);
+            }
         }
         XEN_DOMCTL_UNPAUSEDOMAIN => {
             let d = target(t, dom)?;
@@ -103,14 +105,7 @@ fn do_domctl(
             d.pause_count -= 1;
             d.paused = d.pause_count > 0;
             if !d.paused {
-                for i in 0..d.vcpus.len() {
-                    if d.vcpus
-                        .get(i)
-                        .is_some_and(|v| v.state == RunState::Runnable)
-                    {
-                        crate::sched::wake(d, i);
-                    }
-                }
+                crate::sched::unpause(dom);
             }
         }
         XEN_DOMCTL_DESTROYDOMAIN => {
@@ -138,6 +133,14 @@ fn do_domctl(
         XEN_DOMCTL_SETVCPUCONTEXT => {
             let c: XenDomctlVcpucontext = op.payload();
             set_vcpu_context(t, dom, c.vcpu, c.ctxt, l4)?;
+            let d = target(t, dom)?;
+            let online = d
+                .vcpus
+                .get(c.vcpu as usize)
+                .is_some_and(|v| v.state != RunState::Down);
+            if online {
+                crate::sched::vcpu_online(d, c.vcpu as usize);
+            }
         }
         XEN_DOMCTL_GETVCPUINFO => {
             let mut g: XenDomctlGetvcpuinfo = op.payload();
@@ -146,7 +149,7 @@ fn do_domctl(
             g.online = u8::from(v.state != RunState::Down);
             g.blocked = u8::from(v.state == RunState::Blocked);
             g.running = u8::from(v.running_on.is_some());
-            g.cpu_time = v.run_ns;
+            g.cpu_time = v.cpu_time(crate::events::now_ns());
             g.cpu = v.running_on.unwrap_or(0) as u32;
             op.set_payload(&g);
         }
@@ -165,12 +168,8 @@ fn do_domctl(
                 if mask == 0 {
                     return Err(EINVAL);
                 }
+                crate::sched::set_affinity(dom, a.vcpu as usize, mask)?;
                 v.affinity = mask;
-                if let Some(cpu) = v.running_on {
-                    if mask & (1 << cpu) == 0 {
-                        crate::sched::resched(cpu);
-                    }
-                }
             }
             let out = v.affinity.to_le_bytes();
             crate::guest_mem::copy_to_guest(l4, bm.bitmap, &out[..bytes]).map_err(|_| EFAULT)?;
@@ -227,15 +226,22 @@ fn do_domctl(
                 }
                 XEN_DOMCTL_SCHEDOP_PUTINFO => {
                     // 0 leaves the weight unchanged; 0xffff leaves the cap unchanged.
-                    if credit.weight != 0 {
-                        d.weight = credit.weight;
+                    let weight = if credit.weight != 0 {
+                        credit.weight
+                    } else {
+                        d.weight
+                    };
+                    let cap = if credit.cap != 0xffff {
+                        credit.cap
+                    } else {
+                        d.cap
+                    };
+                    if u32::from(cap) > 100 * crate::smp::online_count() {
+                        return Err(EINVAL);
                     }
-                    if credit.cap != 0xffff {
-                        if u32::from(credit.cap) > 100 * crate::smp::online_count() {
-                            return Err(EINVAL);
-                        }
-                        d.cap = credit.cap;
-                    }
+                    crate::sched::set_params(dom, weight.into(), cap.into())?;
+                    d.weight = weight;
+                    d.cap = cap;
                 }
                 _ => return Err(EINVAL),
             }
@@ -347,6 +353,7 @@ fn create_domain(
     // The shared_info page counts towards the domain's pages, as in Xen.
     if let Some(d) = t.get(id) {
         d.tot_pages = 1;
+        crate::sched::domain_created(d);
     }
     log::info!("d{id}: created ({} vCPUs)", c.max_vcpus);
     Ok(id)
@@ -360,6 +367,7 @@ fn destroy_domain(t: &mut DomainTable, id: DomId) -> Result<bool, Errno> {
         d.dying = true;
         d.paused = true;
         d.pause_count = d.pause_count.saturating_add(1);
+        crate::sched::pause(id);
     }
     if d.vcpus.iter().any(|v| v.running_on.is_some()) {
         log::debug!("d{id}: destroy waits for its vCPUs to leave their CPUs");
@@ -400,6 +408,7 @@ fn destroy_domain(t: &mut DomainTable, id: DomId) -> Result<bool, Errno> {
         return Err(ESRCH);
     };
     let mut dom = t.doms.swap_remove(pos);
+    crate::sched::domain_destroyed(id);
     let mut guard = MMU.lock();
     let mmu = guard.as_mut().ok_or(ENOSYS)?;
     let r = mmu.relinquish(&mut HvMem, id, dom.vcpus.iter_mut().map(|v| &mut v.mm));
@@ -446,7 +455,10 @@ fn domain_info(d: &Domain) -> XenDomctlGetdomaininfo {
             d.max_pages
         },
         shared_info_frame: d.shared_info_mfn,
-        cpu_time: d.vcpus.iter().map(|v| v.run_ns).sum(),
+        cpu_time: {
+            let now = crate::events::now_ns();
+            d.vcpus.iter().map(|v| v.cpu_time(now)).sum()
+        },
         nr_online_vcpus: online.len() as u32,
         max_vcpu_id: d.vcpus.len().saturating_sub(1) as u32,
         handle: d.handle,
@@ -593,8 +605,8 @@ pub(crate) fn set_vcpu_context(
     v.event_callback = callbacks[0];
     v.failsafe_callback = callbacks[1];
     v.syscall_callback = callbacks[2];
-    v.failsafe_masks_events = flags & (1 << 2) != 0;
-    v.syscall_masks_events = flags & (1 << 3) != 0;
+    v.failsafe_masks_events = flags & xen_abi::xen::VGCF_FAILSAFE_DISABLES_EVENTS != 0;
+    v.syscall_masks_events = flags & xen_abi::xen::VGCF_SYSCALL_DISABLES_EVENTS != 0;
     v.fs_base = bases[0];
     v.gs_base_kernel = bases[1];
     v.gs_base_user = bases[2];
@@ -614,8 +626,7 @@ pub(crate) fn set_vcpu_context(
     let mxcsr = u32::from_le_bytes([v.fpu.0[24], v.fpu.0[25], v.fpu.0[26], v.fpu.0[27]]) & 0xffbf;
     v.fpu.0[24..28].copy_from_slice(&mxcsr.to_le_bytes());
     v.initialised = true;
-    // VGCF_online (bit 5): the vCPU is up.
-    if flags & (1 << 5) != 0 || vcpu == 0 {
+    if flags & xen_abi::xen::VGCF_ONLINE != 0 || vcpu == 0 {
         v.state = RunState::Runnable;
     }
     let gdt: heapless::Vec<u64, 16> = (0..(gdt_ents as usize).div_ceil(512))

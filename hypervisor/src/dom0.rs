@@ -287,7 +287,13 @@ pub fn build(bi: &multiboot::BootInfo, opts: &cmdline::Options) -> ! {
     if let Some(v) = d.vcpus.first_mut() {
         v.state = crate::domain::RunState::Runnable;
     }
-    crate::domain::lock().doms.push(d);
+    {
+        let mut t = crate::domain::lock();
+        t.doms.push(d);
+        if let Some(d) = t.get(0) {
+            crate::sched::domain_created(d);
+        }
+    }
     drop(p2m);
     log::info!("d0v0: starting");
     crate::sched::run_loop()

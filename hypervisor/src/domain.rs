@@ -97,6 +97,16 @@ pub struct Vcpu {
 }
 
 impl Vcpu {
+    /// Time it has run (ns) up to `now`, the current run included.
+    pub fn cpu_time(&self, now: u64) -> u64 {
+        match self.running_on {
+            Some(_) => self
+                .run_ns
+                .saturating_add(now.saturating_sub(self.run_start)),
+            None => self.run_ns,
+        }
+    }
+
     /// Machine frame of the kernel L4 (0 before the first base pointer).
     pub fn kernel_l4(&self) -> u64 {
         self.mm.kernel_l4().unwrap_or(0)
@@ -211,7 +221,7 @@ impl DomainTable {
     }
 }
 
-/// Every domain. Lock order: first (before `mm`, `heap`, `console`).
+/// Every domain. Lock order: first (before `sched`'s `POLICY`, `mm`, `heap`, `console`).
 ///
 /// Take it with [`lock`] outside interrupt handlers (it waits with interrupts enabled,
 /// so a waiting CPU still answers TLB-flush IPIs) and only with `try_lock` inside them.

@@ -8,20 +8,26 @@
 //! loads another one, or idles with interrupts on and no lock held until one is runnable.
 //!
 //! Guest timers: CPU 0 is the timer CPU; its deadline is the earliest guest timer of any
-//! vCPU (and the 10 ms tick), and it wakes vCPUs wherever they are. Every CPU running a
-//! guest ticks every 10 ms for time slices.
+//! vCPU (and the 10 ms tick), and it wakes vCPUs wherever they are. Every CPU ticks
+//! every 10 ms (the policy's tick); a running vCPU's slice end is armed too.
 //!
-//! Which vCPU to run is `pick`'s decision: round-robin among runnable vCPUs allowed on
-//! this CPU (interim policy; weights and caps arrive with `hv_core::sched`).
+//! Which vCPU to run is the policy's decision: one `hv_core::sched::Scheduler` for the
+//! host (credit1: weights, caps, hard affinity, boost), behind `POLICY`. The mechanism
+//! tells it everything that changes who may run (domains and vCPUs coming and going,
+//! pause, block, wake, parameters, affinity), ticks it on every CPU's 10 ms tick, calls
+//! `schedule` where a CPU must reconsider what it runs, and sends a scheduling IPI
+//! (`resched`) to every CPU in the masks it returns. `RunState` stays the mechanism's
+//! record; a decision the mechanism cannot carry out (a vCPU it has down, blocked without
+//! work, paused or gone) is reported back to the policy and the CPU decides again.
 
 use crate::arch::percpu::{self, Regs, MAX_CPUS};
 use crate::arch::{power, x86};
 use crate::domain::{self, DomId, DomainTable, RunState, Shutdown, DOMAINS};
 use crate::shinfo::SharedInfo;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use hv_core::sched::{CpuMask, Scheduler, VcpuRef, VcpuState};
+use xen_abi::errno::Errno;
 
-/// Length of a time slice.
-pub const SLICE_NS: u64 = 30_000_000;
 /// Tick while a guest runs (time slices) and on the timer CPU.
 pub const TICK_NS: u64 = 10_000_000;
 /// IPI vector that makes a CPU re-examine its vCPU (event check).
@@ -29,8 +35,8 @@ pub const VECTOR_KICK: u8 = 0xf1;
 
 /// When the running vCPU's slice ends, per CPU.
 static SLICE_END: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// Round-robin cursor of `pick`, per CPU.
-static CURSOR: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+/// When the policy is next ticked, per CPU.
+static TICK_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Set when a CPU must reconsider what it runs (slice over, a vCPU woke for it, its
 /// vCPU's domain was paused); cleared by the slow path of `exit`.
 static NEED_RESCHED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
@@ -73,7 +79,104 @@ fn set_current(cur: Option<(DomId, u32)>) {
     unsafe { (*percpu::this_cpu()).current = v };
 }
 
-/// Whether vCPU `vi` of `d` has work: runnable, or blocked with an event or poll hit.
+/// The scheduling policy of the whole host. Lock order: right after `DOMAINS`, and only
+/// ever taken while `DOMAINS` is held, so it is never contended (interrupt handlers that
+/// got `DOMAINS` with `try_lock` may take it). Created on first use with the CPUs online
+/// then (all of them: the other CPUs are up before dom0 is built).
+static POLICY: spin::Mutex<Option<Scheduler>> = spin::Mutex::new(None);
+
+/// Run `f` on the policy. The caller holds `DOMAINS`.
+fn with_policy<R>(f: impl FnOnce(&mut Scheduler) -> R) -> R {
+    let mut g = POLICY.lock();
+    let s = g.get_or_insert_with(|| Scheduler::new(crate::smp::online_count()));
+    f(s)
+}
+
+/// Send a scheduling IPI to every CPU of `mask` (this one only gets the flag).
+fn kick(mask: CpuMask) {
+    for cpu in mask.iter() {
+        let cpu = cpu as usize;
+        if crate::smp::is_online(cpu) {
+            resched(cpu);
+        }
+    }
+}
+
+fn vref(dom: DomId, vi: usize) -> VcpuRef {
+    VcpuRef {
+        dom,
+        vcpu: vi as u32,
+    }
+}
+
+/// Domain `d` was just added to the table (dom0's build, `createdomain`): the policy
+/// learns it, its vCPUs (those not down are brought up) and whether it is paused.
+pub fn domain_created(d: &domain::Domain) {
+    let kicks = with_policy(|s| {
+        let mut kicks = CpuMask::EMPTY;
+        if s.add_domain(d.id).is_err() {
+            return kicks;
+        }
+        if d.paused {
+            kicks = kicks.union(s.pause(d.id).unwrap_or_default());
+        }
+        for (vi, v) in d.vcpus.iter().enumerate() {
+            let r = vref(d.id, vi);
+            if s.add_vcpu(r, CpuMask(v.affinity)).is_ok() && v.state != RunState::Down {
+                kicks = kicks.union(s.vcpu_up(r).unwrap_or_default());
+            }
+        }
+        kicks
+    });
+    kick(kicks);
+}
+
+/// Domain `dom` left the table (destroyed; none of its vCPUs runs anywhere).
+pub fn domain_destroyed(dom: DomId) {
+    kick(with_policy(|s| s.remove_domain(dom)).unwrap_or_default());
+}
+
+/// `pause_count` went from 0 to 1: none of the domain's vCPUs may run.
+pub fn pause(dom: DomId) {
+    kick(with_policy(|s| s.pause(dom)).unwrap_or_default());
+}
+
+/// `pause_count` went back to 0.
+pub fn unpause(dom: DomId) {
+    kick(with_policy(|s| s.unpause(dom)).unwrap_or_default());
+}
+
+/// vCPU `vi` of `d` came online (`setvcpucontext` with VGCF_online, `VCPUOP_up`): its
+/// `RunState` is no longer `Down`.
+pub fn vcpu_online(d: &domain::Domain, vi: usize) {
+    let r = vref(d.id, vi);
+    kick(with_policy(|s| s.vcpu_up(r)).unwrap_or_default());
+}
+
+/// vCPU `vi` of `d` went down (`VCPUOP_down`): its `RunState` is `Down`.
+pub fn vcpu_offline(d: &domain::Domain, vi: usize) {
+    let r = vref(d.id, vi);
+    kick(with_policy(|s| s.vcpu_down(r)).unwrap_or_default());
+}
+
+/// `xl sched-credit -w weight -c cap`, already decoded (no "unchanged" values left).
+/// Fails (changing nothing) if the policy refuses them.
+pub fn set_params(dom: DomId, weight: u32, cap: u32) -> Result<(), Errno> {
+    kick(with_policy(|s| s.set_params(dom, weight, cap))?);
+    Ok(())
+}
+
+/// `xl vcpu-pin`: new hard affinity of vCPU `vi` (fails, changing nothing, if no CPU
+/// of `mask` is online).
+pub fn set_affinity(dom: DomId, vi: usize, mask: u64) -> Result<(), Errno> {
+    kick(with_policy(|s| {
+        s.set_affinity(vref(dom, vi), CpuMask(mask))
+    })?);
+    Ok(())
+}
+
+/// Whether vCPU `vi` of `d` has work: runnable, or blocked with an event or poll hit
+/// (which makes it runnable in `RunState`; the caller tells the policy).
 fn has_work(d: &mut domain::Domain, vi: usize) -> bool {
     if d.shutdown.is_some() || d.paused {
         return false;
@@ -86,12 +189,7 @@ fn has_work(d: &mut domain::Domain, vi: usize) -> bool {
         RunState::Runnable => true,
         RunState::Down => false,
         RunState::Blocked => {
-            let polling = !v.poll_ports.is_empty() || v.poll_deadline != 0;
-            let woken = if polling {
-                v.poll_ports.iter().any(|&p| sh.is_pending(p))
-            } else {
-                sh.upcall_pending(v.id) && !sh.upcall_mask(v.id)
-            };
+            let woken = event_arrived(&sh, v);
             if woken {
                 v.state = RunState::Runnable;
                 v.poll_ports.clear();
@@ -102,38 +200,93 @@ fn has_work(d: &mut domain::Domain, vi: usize) -> bool {
     }
 }
 
-/// The interim policy: the next runnable vCPU allowed on `cpu` and not running
-/// elsewhere, round-robin from this CPU's cursor; `prefer` (the current one) is kept
-/// if nothing else waits.
-fn pick(t: &mut DomainTable, cpu: usize, prefer: Option<(DomId, u32)>) -> Option<(DomId, u32)> {
-    let mut cands: heapless::Vec<(DomId, u32), 64> = heapless::Vec::new();
+/// Whether what a blocked (or blocking) vCPU waits for is there: a polled port pending,
+/// or else an unmasked upcall.
+fn event_arrived(sh: &SharedInfo, v: &domain::Vcpu) -> bool {
+    let polling = !v.poll_ports.is_empty() || v.poll_deadline != 0;
+    if polling {
+        v.poll_ports.iter().any(|&p| sh.is_pending(p))
+    } else {
+        sh.upcall_pending(v.id) && !sh.upcall_mask(v.id)
+    }
+}
+
+/// Blocked vCPUs whose event arrived without a wake (a safety net: every event path
+/// calls `wake`) become runnable, through the policy's `wake`.
+fn promote(t: &mut DomainTable) {
+    let mut kicks = CpuMask::EMPTY;
     for d in t.doms.iter_mut() {
         for vi in 0..d.vcpus.len() {
-            let free = d.vcpus.get(vi).is_some_and(|v| {
-                (v.running_on.is_none() || v.running_on == Some(cpu))
-                    && v.affinity & (1 << cpu) != 0
-            });
-            if free && has_work(d, vi) {
-                let _ = cands.push((d.id, vi as u32));
+            let blocked = d
+                .vcpus
+                .get(vi)
+                .is_some_and(|v| v.state == RunState::Blocked);
+            if blocked && has_work(d, vi) {
+                let r = vref(d.id, vi);
+                kicks = kicks.union(with_policy(|s| s.wake(r)).unwrap_or_default());
             }
         }
     }
-    if cands.is_empty() {
-        return None;
+    kick(kicks);
+}
+
+/// What the mechanism must tell the policy about a vCPU it decided to run but cannot.
+enum Refuse {
+    Block,
+    Down,
+    Pause,
+    Gone,
+}
+
+/// The policy's choice for `cpu` (and its slice), checked against the mechanism's
+/// record: a vCPU that cannot run is reported (block, down, pause, gone) and the CPU
+/// decides again, each time with one vCPU fewer to choose from. Kicks the CPUs the
+/// policy names.
+fn decide(t: &mut DomainTable, cpu: usize) -> (Option<(DomId, u32)>, u64) {
+    promote(t);
+    let now = crate::events::now_ns();
+    let mut kicks = CpuMask::EMPTY;
+    let out = with_policy(|s| loop {
+        let dec = s.schedule(cpu as u32, now);
+        kicks = kicks.union(dec.kick);
+        let Some(r) = dec.next else {
+            break (None, 0);
+        };
+        let vi = r.vcpu as usize;
+        let refuse = match t.get(r.dom) {
+            None => Refuse::Gone,
+            Some(d) => match d.vcpus.get(vi).map(|v| v.state) {
+                None => Refuse::Gone,
+                Some(_) if d.paused => Refuse::Pause,
+                Some(_) if d.shutdown.is_some() => Refuse::Block,
+                Some(RunState::Down) => Refuse::Down,
+                Some(RunState::Blocked) if !has_work(d, vi) => Refuse::Block,
+                Some(_) => break (Some((r.dom, r.vcpu)), dec.slice_ns),
+            },
+        };
+        let more = match refuse {
+            Refuse::Block => s.block(r),
+            Refuse::Down => s.vcpu_down(r),
+            Refuse::Pause => s.pause(r.dom),
+            Refuse::Gone => s.remove_vcpu(r).or_else(|_| s.remove_domain(r.dom)),
+        };
+        kicks = kicks.union(more.unwrap_or_default());
+    });
+    kicks.0 &= !CpuMask::single(cpu as u32).0;
+    kick(kicks);
+    out
+}
+
+/// Start a slice of `slice_ns` on `cpu` (0: none, the tick alone reconsiders).
+fn start_slice(cpu: usize, slice_ns: u64) {
+    if let Some(s) = SLICE_END.get(cpu) {
+        let end = if slice_ns == 0 {
+            u64::MAX
+        } else {
+            crate::events::now_ns().saturating_add(slice_ns)
+        };
+        s.store(end, Ordering::Relaxed);
     }
-    let start = CURSOR
-        .get(cpu)
-        .map(|c| c.fetch_add(1, Ordering::Relaxed))
-        .unwrap_or(0);
-    let others: heapless::Vec<(DomId, u32), 64> = cands
-        .iter()
-        .copied()
-        .filter(|c| Some(*c) != prefer)
-        .collect();
-    if others.is_empty() {
-        return prefer;
-    }
-    others.get(start % others.len()).copied()
 }
 
 /// Save the context of vCPU (dom, vi) running on this CPU from `frame`.
@@ -181,50 +334,46 @@ fn load(t: &mut DomainTable, dom: DomId, vi: u32, frame: &mut Regs) {
     crate::desc::load_guest_gdt(v);
     crate::time::publish_vcpu_time(&sh, v.id);
     set_current(Some((dom, vi)));
-    if let Some(s) = SLICE_END.get(cpu) {
-        s.store(crate::events::now_ns() + SLICE_NS, Ordering::Relaxed);
-    }
 }
 
-/// Make vCPU `vi` of `d` runnable and make sure some CPU will run it soon.
+/// An event or timer for vCPU `vi` of `d`: a blocked vCPU becomes runnable (through the
+/// policy's `wake`, which kicks the CPU that will run it); one running on another CPU is
+/// made to look at its events now.
 pub fn wake(d: &mut domain::Domain, vi: usize) {
+    let dom = d.id;
+    let stopped = d.shutdown.is_some();
     let Some(v) = d.vcpus.get_mut(vi) else { return };
-    if v.state == RunState::Blocked {
+    let was = v.state;
+    if was == RunState::Blocked {
         v.state = RunState::Runnable;
         v.poll_ports.clear();
         v.poll_deadline = 0;
     }
-    let me = this_cpu();
     match v.running_on {
-        Some(cpu) if cpu != me => {
+        Some(cpu) if cpu != this_cpu() => {
             // Running elsewhere: make that CPU look at its pending events now.
             crate::smp::send_ipi(cpu, VECTOR_KICK);
         }
-        Some(_) => {}
-        None => {
-            // Kick an idle CPU it may run on; else this one, if allowed, reconsiders.
-            let affinity = v.affinity;
-            for cpu in 0..MAX_CPUS {
-                if cpu != me
-                    && affinity & (1 << cpu) != 0
-                    && crate::smp::is_online(cpu)
-                    && cpu_idle(cpu)
-                {
-                    resched(cpu);
-                    return;
-                }
-            }
-            if affinity & (1 << me) != 0 {
-                resched(me);
-            }
-        }
+        // Running: the policy has it current, nothing to tell it.
+        Some(_) => return,
+        None => {}
     }
-}
-
-fn cpu_idle(cpu: usize) -> bool {
-    // SAFETY: reading another CPU's `current` word; a stale value only costs a spurious
-    // or missing kick, which the tick repairs.
-    unsafe { core::ptr::read_volatile(&(*percpu::cpu_info_ptr(cpu)).current) == u64::MAX }
+    if v.state != RunState::Runnable || stopped {
+        return;
+    }
+    let r = vref(dom, vi);
+    let kicks = with_policy(|s| {
+        if was == RunState::Runnable
+            && s.vcpu_info(r)
+                .is_some_and(|i| i.state == VcpuState::Offline)
+        {
+            // Brought up (`VCPUOP_up`) by a caller that only set `RunState`.
+            s.vcpu_up(r)
+        } else {
+            s.wake(r)
+        }
+    });
+    kick(kicks.unwrap_or_default());
 }
 
 /// Enter the run loop on this CPU (never returns): run whatever is runnable, idle
@@ -238,11 +387,16 @@ pub fn run_loop() -> ! {
         let cpu = this_cpu();
         {
             let mut doms = domain::lock();
-            if let Some((dom, vi)) = pick(&mut doms, cpu, None) {
+            if let Some(f) = NEED_RESCHED.get(cpu) {
+                f.store(false, Ordering::Release);
+            }
+            let (next, slice_ns) = decide(&mut doms, cpu);
+            if let Some((dom, vi)) = next {
                 // SAFETY: `frame` is this CPU's guest frame; no guest runs on this CPU
                 // now (we are idle), so nothing else uses it.
                 let f = unsafe { &mut *frame };
                 load(&mut doms, dom, vi, f);
+                start_slice(cpu, slice_ns);
                 if let Some(d) = doms.get(dom) {
                     crate::pv::deliver_events(d, vi as usize, f);
                 }
@@ -274,6 +428,9 @@ fn arm(t: &mut DomainTable, cpu: usize) {
     let mut next = u64::MAX;
     if current().is_some() {
         next = now + TICK_NS;
+        if let Some(s) = SLICE_END.get(cpu) {
+            next = next.min(s.load(Ordering::Relaxed));
+        }
     }
     if cpu == 0 {
         next = next.min(now + TICK_NS);
@@ -330,21 +487,26 @@ pub fn exit(domid: DomId, vid: u32, regs: &mut Regs, block: bool) -> *mut Regs {
         domain_stopped(domid, regs);
         doms = domain::lock();
     } else if block {
-        if let Some(v) = doms.get(domid).and_then(|d| d.vcpus.get_mut(vid as usize)) {
-            v.state = RunState::Blocked;
+        // SCHEDOP_block/poll: the vCPU blocks unless its event is already there.
+        if let Some(d) = doms.get(domid) {
+            let sh = SharedInfo::new(d.shared_info_mfn);
+            if let Some(v) = d.vcpus.get_mut(vid as usize) {
+                if event_arrived(&sh, v) {
+                    v.poll_ports.clear();
+                    v.poll_deadline = 0;
+                } else {
+                    v.state = RunState::Blocked;
+                    let r = vref(domid, vid as usize);
+                    let mut k = with_policy(|s| s.block(r)).unwrap_or_default();
+                    k.0 &= !CpuMask::single(cpu as u32).0;
+                    kick(k);
+                }
+            }
         }
     }
     loop {
         let cur = current();
-        let slice_over = SLICE_END
-            .get(cpu)
-            .is_some_and(|s| crate::events::now_ns() >= s.load(Ordering::Relaxed));
-        let keep = cur.filter(|&(d, v)| doms.get(d).is_some_and(|dd| has_work(dd, v as usize)));
-        let next = if keep.is_some() && !slice_over {
-            keep
-        } else {
-            pick(&mut doms, cpu, keep)
-        };
+        let (next, slice_ns) = decide(&mut doms, cpu);
         if next != cur {
             if let Some((d, v)) = cur {
                 save(&mut doms, d, v, regs);
@@ -353,11 +515,8 @@ pub fn exit(domid: DomId, vid: u32, regs: &mut Regs, block: bool) -> *mut Regs {
             if let Some((d, v)) = next {
                 load(&mut doms, d, v, regs);
             }
-        } else if let Some(s) = SLICE_END.get(cpu) {
-            if slice_over {
-                s.store(crate::events::now_ns() + SLICE_NS, Ordering::Relaxed);
-            }
         }
+        start_slice(cpu, slice_ns);
         if let Some((d, v)) = next {
             let Some(dd) = doms.get(d) else { continue };
             crate::pv::deliver_events(dd, v as usize, regs);
@@ -379,7 +538,8 @@ pub fn exit(domid: DomId, vid: u32, regs: &mut Regs, block: bool) -> *mut Regs {
     }
 }
 
-/// The timer interrupt: on CPU 0, fire every due guest timer (waking vCPUs anywhere);
+/// The timer interrupt: the policy's 10 ms tick on every CPU (a reschedule here, IPIs
+/// to the CPUs it names); on CPU 0, fire every due guest timer (waking vCPUs anywhere);
 /// dom0's console input raises VIRQ_CONSOLE.
 pub fn timer_fired() {
     let cpu = this_cpu();
@@ -399,6 +559,20 @@ pub fn timer_fired() {
     let Some(mut doms) = DOMAINS.try_lock() else {
         return;
     };
+    // The policy's 10 ms tick (credit burn, boost end, accounting); the timer may fire
+    // more often (guest timers, short slices).
+    if let Some(at) = TICK_AT.get(cpu) {
+        if now >= at.load(Ordering::Relaxed) {
+            at.store(now + TICK_NS, Ordering::Relaxed);
+            let out = with_policy(|s| s.tick(cpu as u32, now));
+            if out.resched {
+                if let Some(f) = NEED_RESCHED.get(cpu) {
+                    f.store(true, Ordering::Release);
+                }
+            }
+            kick(out.kick);
+        }
+    }
     if cpu == 0 {
         for d in doms.doms.iter_mut() {
             crate::events::fire_timers(d, now);
@@ -458,6 +632,14 @@ pub fn domain_stopped(domid: DomId, regs: &mut Regs) {
                 v.state = RunState::Blocked;
             }
         }
+        let n = d.vcpus.len();
+        let mut kicks = CpuMask::EMPTY;
+        with_policy(|s| {
+            for vi in 0..n {
+                kicks = kicks.union(s.block(vref(domid, vi)).unwrap_or_default());
+            }
+        });
+        kick(kicks);
         log::info!("d{domid}: stopped ({reason:?})");
     }
     if let Some(d0) = doms.get(0) {

@@ -125,6 +125,79 @@ fn xl_create_destroy_fifty_times_leaks_nothing() {
     );
 }
 
+/// `xl sched-credit`: a new domain has weight 256 and no cap; `-w`/`-c` change one
+/// parameter and leave the other; values out of range are refused and change nothing.
+/// `xl vcpu-pin` sets the hard affinity `xl vcpu-list` shows.
+fn sched_credit(hv: &str) {
+    let mut s = Session::start(
+        &format!("xl-sched-{hv}"),
+        // Xen 4.17 defaults to credit2; ours is credit1 only.
+        &dom0_args(hv, 2, "console=com1 dom0_mem=128M sched=credit"),
+    );
+    s.expect("xl> ", T);
+    let out = s.xl("xl create /etc/xen/ticker.cfg", T);
+    assert!(out.contains("Parsing config"), "{out}");
+    let row = |out: &str, name: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in:\n{out}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    let out = s.xl("xl sched-credit", T);
+    assert!(out.contains("Cpupool Pool-0: tslice=30ms"), "{out}");
+    assert!(
+        out.contains("Name                                ID Weight  Cap"),
+        "{out}"
+    );
+    assert_eq!(
+        row(&out, "Domain-0"),
+        ["Domain-0", "0", "256", "0"],
+        "{out}"
+    );
+    assert_eq!(row(&out, "ticker")[2..], ["256", "0"], "{out}");
+    s.xl("xl sched-credit -d ticker -w 512", T);
+    s.xl("xl sched-credit -d ticker -c 50", T);
+    let out = s.xl("xl sched-credit -d ticker", T);
+    assert_eq!(row(&out, "ticker")[2..], ["512", "50"], "{out}");
+    let out = s.xl("xl sched-credit -d ticker -w 70000", T);
+    assert!(out.contains("Cpu weight out of range"), "{out}");
+    let out = s.xl("xl sched-credit -d ticker -c 500", T);
+    assert!(out.contains("Cpu cap out of range"), "{out}");
+    s.xl("xl sched-credit -d ticker -c 0", T);
+    let out = s.xl("xl sched-credit -d ticker", T);
+    assert_eq!(row(&out, "ticker")[2..], ["512", "0"], "{out}");
+    // `xl vcpu-pin`: hard affinity, shown by `xl vcpu-list`.
+    let out = s.xl("xl vcpu-pin ticker 0 1", T);
+    assert!(!out.contains("error"), "{out}");
+    let out = s.xl("xl vcpu-list ticker", T);
+    assert_eq!(row(&out, "ticker")[6], "1", "{out}");
+    let out = s.xl("xl vcpu-pin ticker all 0-1", T);
+    assert!(!out.contains("error"), "{out}");
+    let out = s.xl("xl vcpu-list ticker", T);
+    assert_eq!(row(&out, "ticker")[6], "all", "{out}");
+    // The guest still runs: its console ticks.
+    s.send("xl console ticker\n");
+    s.expect("ticker: tick", T);
+    s.send("\x1d");
+    s.expect("xl> ", T);
+    let out = s.xl("xl destroy ticker", T);
+    assert!(!out.contains("failed"), "{out}");
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn xl_sched_credit_on_ours() {
+    sched_credit("hypervisor");
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn xl_sched_credit_on_real_xen_4_17() {
+    sched_credit("xen-4.17");
+}
+
 /// An SDK guest as a domU prints on its console ring: `xl create -c` shows it, on ours
 /// and on Xen 4.17 alike, and the domain is destroyed when it powers off (on_poweroff).
 fn hello_as_domu(hv: &str) {

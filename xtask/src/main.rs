@@ -11,6 +11,7 @@
 //! - `bench`: path lengths of hypercalls on ours and on Xen 4.17 (`docs/perf.md`).
 
 mod bench;
+mod bench_domains;
 mod prereq;
 mod ramdisk;
 mod xenref;
@@ -26,6 +27,9 @@ const IMAGES: &[(&str, &str, &str)] = &[
     ("guest-pvcpu", "pvcpu", "pvcpu"),
     ("dom0", "dom0", "dom0"),
     ("guest-ticker", "ticker", "ticker"),
+    ("guest-spin", "spin", "spin"),
+    ("guest-pingpong", "pingpong", "pingpong"),
+    ("guest-crasher", "crasher", "crasher"),
 ];
 
 fn root() -> PathBuf {
@@ -252,7 +256,9 @@ fn main() -> ExitCode {
         Some("run") => run_system(&args[1..]),
         Some("test") => test(),
         Some("iso") => iso().map(|p| println!("{}", p.display())),
-        Some("bench") => build().and_then(|()| bench::bench(&root(), &images_dir())),
+        Some("bench") => build()
+            .and_then(|()| bench::bench(&root(), &images_dir()))
+            .and_then(|()| bench_domains::bench_domains(&root(), &images_dir())),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\

@@ -413,8 +413,27 @@ impl Dom0 {
             },
             Command::Help { command } => out(&xl::help(command.as_deref())),
             Command::NotYet { command } => out(&xl::not_yet_message(&command)),
-            Command::VcpuPin { .. } => out(&xl::not_yet_message("vcpu-pin")),
-            Command::SchedCredit { .. } => out(&xl::not_yet_message("sched-credit")),
+            Command::VcpuPin {
+                domain,
+                vcpu,
+                hard,
+                soft,
+                ..
+            } => self.vcpu_pin(&domain, vcpu, &hard, &soft),
+            Command::SchedCredit {
+                domain,
+                weight,
+                cap,
+                schedparam,
+                cpupool,
+                ..
+            } => {
+                if schedparam || cpupool.is_some() {
+                    out(&xl::not_yet_message("sched-credit -s/-p"));
+                } else {
+                    self.sched_credit(domain.as_deref(), weight, cap);
+                }
+            }
         }
     }
 
@@ -595,6 +614,120 @@ impl Dom0 {
             o.push_str(&xfmt::uptime_line(&self.name_of(id), id, up, short, &hms));
         }
         out(&o);
+    }
+
+    /// `xl sched-credit [-d <Domain> [-w W] [-c C]]`: list every domain's weight and
+    /// cap, show one domain's, or set them (an option left out stays unchanged).
+    fn sched_credit(&self, domain: Option<&str>, weight: Option<i64>, cap: Option<i64>) {
+        let line = |id: u32| match p::sched_credit_get(id as u16) {
+            Ok(c) => xfmt::sched_credit_line(
+                &self.name_of(id),
+                id,
+                i32::from(c.weight),
+                i32::from(c.cap),
+            ),
+            Err(e) => format!(
+                "libxl: error: Domain {id}:getting domain sched credit failed: {}\n",
+                errno_rc(e)
+            ),
+        };
+        let Some(arg) = domain else {
+            let pool = p::sched_credit_pool_get(0).ok();
+            let mut o = xfmt::sched_credit_pool(&xfmt::CreditPool {
+                name: "Pool-0".into(),
+                tslice_ms: pool.map_or(30, |c| c.tslice_ms as i32),
+                ratelimit_us: pool.map_or(1000, |c| c.ratelimit_us as i32),
+                migration_delay_us: pool.map_or(0, |c| c.vcpu_migr_delay_us as i32),
+            });
+            o.push_str(&xfmt::sched_credit_header());
+            for info in all_domains() {
+                o.push_str(&line(u32::from(info.domain)));
+            }
+            return out(&o);
+        };
+        let id = match self.find(arg) {
+            Ok(id) => id,
+            Err(e) => return out(&format!("{e}\n")),
+        };
+        if weight.is_none() && cap.is_none() {
+            return out(&format!("{}{}", xfmt::sched_credit_header(), line(id)));
+        }
+        let max_cap =
+            p::getdomaininfo(id as u16).map_or(100, |i| (i64::from(i.max_vcpu_id) + 1) * 100);
+        if let Some(w) = weight {
+            if !(1..=65535).contains(&w) {
+                return out(&format!("libxl: error: Domain {id}:Cpu weight out of range, valid values are within range from 1 to 65535\n"));
+            }
+        }
+        if let Some(c) = cap {
+            if !(0..=max_cap).contains(&c) {
+                return out(&format!("libxl: error: Domain {id}:Cpu cap out of range, valid range is from 0 to {max_cap} for specified number of vcpus\n"));
+            }
+        }
+        // Xen's encoding of "unchanged": weight 0, cap 0xffff.
+        let params = XenDomctlSchedCredit {
+            weight: weight.map_or(0, |w| w as u16),
+            cap: cap.map_or(0xffff, |c| c as u16),
+        };
+        if let Err(e) = p::sched_credit_set(id as u16, &params) {
+            out(&format!(
+                "libxl: error: Domain {id}:setting domain sched credit failed: {}\n",
+                errno_rc(e)
+            ));
+        }
+    }
+
+    /// `xl vcpu-pin <Domain> <VCPU|all> <Hard|-|all> [-]`: set the hard affinity (soft
+    /// affinity is not supported by this toolstack).
+    fn vcpu_pin(&self, domain: &str, vcpu: xl::VcpuSel, hard: &xl::PinSpec, soft: &xl::PinSpec) {
+        let id = match self.find(domain) {
+            Ok(id) => id,
+            Err(e) => return out(&format!("{e}\n")),
+        };
+        if *soft != xl::PinSpec::Keep {
+            return out(&xl::not_yet_message("vcpu-pin (soft affinity)"));
+        }
+        let xl::PinSpec::Cpus(spec) = hard else {
+            return;
+        };
+        let nr_cpus = p::physinfo().map_or(1, |i| i.nr_cpus as usize);
+        let all = |_node: usize| -> Option<CpuSet> { Some(CpuSet::all().truncated(nr_cpus)) };
+        let set = match CpuSet::parse(spec, &|n| if n == 0 { all(n) } else { None }) {
+            Ok(s) => s.truncated(nr_cpus),
+            Err(e) => return out(&format!("{e}\n")),
+        };
+        let max_vcpu = match p::getdomaininfo(id as u16) {
+            Ok(i) => i.max_vcpu_id,
+            Err(e) => {
+                return out(&format!(
+                    "Error: Domain {id} does not exist ({}).\n",
+                    errno_rc(e)
+                ))
+            }
+        };
+        let vcpus: Vec<u32> = match vcpu {
+            xl::VcpuSel::All => (0..=max_vcpu.min(127)).collect(),
+            xl::VcpuSel::Id(v) if v <= max_vcpu => alloc::vec![v],
+            xl::VcpuSel::Id(v) => {
+                return out(&format!(
+                    "libxl: error: Domain {id}:vcpu {v} out of range\n"
+                ))
+            }
+        };
+        for v in vcpus {
+            let mut map = alloc::vec![0u8; nr_cpus.div_ceil(8)];
+            for c in set.iter() {
+                if let Some(b) = map.get_mut(c / 8) {
+                    *b |= 1 << (c % 8);
+                }
+            }
+            if let Err(e) = p::set_vcpu_affinity(id as u16, v, &mut map) {
+                return out(&format!(
+                    "libxl: error: Domain {id}:Setting vcpu affinity for vcpu {v} failed: {}\n",
+                    errno_rc(e)
+                ));
+            }
+        }
     }
 
     fn vcpu_list(&self, domains: &[String]) {
