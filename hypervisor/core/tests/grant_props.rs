@@ -473,11 +473,27 @@ fn expand(op: &Op) -> Vec<Op> {
     }
 }
 
-type Snap = (Vec<FrameInfo>, Grants, Fake);
+type FrameState = (Owner, bool, u32, Option<(PageType, bool)>, u32, bool);
+type Snap = (Vec<FrameState>, Grants, Fake);
+
+/// A frame's state as far as safety goes: with no type reference and no pin, the type
+/// it last had (and whether it was validated) means nothing, and a failed validation
+/// may clear it (forcing a re-validation later), so it is not compared.
+fn normalized(f: FrameInfo) -> FrameState {
+    let typed = (f.type_count() > 0 || f.pinned()).then_some((f.page_type(), f.validated()));
+    (
+        f.owner(),
+        f.allocated(),
+        f.refcount(),
+        typed,
+        f.type_count(),
+        f.pinned(),
+    )
+}
 
 fn snap(w: &World) -> Snap {
     (
-        w.mmu.frames().iter().map(|(_, f)| *f).collect(),
+        w.mmu.frames().iter().map(|(_, f)| normalized(*f)).collect(),
         w.g.clone(),
         w.m.clone(),
     )
