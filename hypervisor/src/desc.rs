@@ -31,11 +31,19 @@ pub fn check_descriptor(d: u64) -> Result<u64, Errno> {
     Ok(d | DPL)
 }
 
-/// Load vCPU `v`'s GDT descriptors into this CPU's GDT.
+/// How many guest entries each CPU's GDT holds now (so a switch touches only those).
+static LOADED: [core::sync::atomic::AtomicUsize; crate::arch::percpu::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicUsize::new(0) }; crate::arch::percpu::MAX_CPUS];
+
+/// Load vCPU `v`'s GDT descriptors into this CPU's GDT: its entries, and zeroes where
+/// the previous vCPU had more. Most guests have none, so most switches write nothing.
 pub fn load_guest_gdt(v: &Vcpu) {
+    use core::sync::atomic::Ordering;
     let cpu = crate::arch::cpu::current_id() as usize;
     let g = gdt::gdt_ptr(cpu);
-    for i in 0..FIRST_RESERVED {
+    let want = (v.gdt_ents as usize).min(FIRST_RESERVED);
+    let had = LOADED.get(cpu).map(|l| l.swap(want, Ordering::Relaxed)).unwrap_or(FIRST_RESERVED);
+    for i in 0..want.max(had).min(FIRST_RESERVED) {
         let frame = i / 512;
         let val = if i < v.gdt_ents as usize {
             v.gdt_frames
