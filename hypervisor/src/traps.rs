@@ -7,7 +7,6 @@
 use crate::arch::percpu::{Regs, VECTOR_SYSCALL};
 use crate::arch::{power, x86};
 use core::fmt::Write;
-use core::sync::atomic::{AtomicPtr, Ordering};
 
 pub const EXC_NAMES: [&str; 32] = [
     "#DE divide error",
@@ -44,30 +43,26 @@ pub const EXC_NAMES: [&str; 32] = [
     "reserved 31",
 ];
 
-/// What each CPU is doing, for the fault report (a static string; set on hypercall
-/// entry and other long paths).
-static DOING: [AtomicPtr<&'static str>; crate::arch::percpu::MAX_CPUS] =
-    [const { AtomicPtr::new(core::ptr::null_mut()) }; crate::arch::percpu::MAX_CPUS];
 static IDLE: &str = "nothing in particular";
 
-/// Record what this CPU is doing (shown if it faults).
+/// Record what this CPU is doing (shown if it faults). Cheap: one store into this
+/// CPU's `CpuInfo`, found from the stack pointer.
 pub fn doing(what: &'static &'static str) {
-    let cpu = crate::arch::cpu::current_id() as usize;
-    if let Some(slot) = DOING.get(cpu) {
-        slot.store(what as *const &str as *mut &str, Ordering::Relaxed);
-    }
+    let info = crate::arch::percpu::this_cpu();
+    // SAFETY: `this_cpu` is this CPU's own CpuInfo; only this CPU writes `doing`.
+    unsafe { (*info).doing = what as *const &str as u64 };
 }
 
 fn what_doing(cpu: usize) -> &'static str {
-    let p = DOING
-        .get(cpu)
-        .map(|s| s.load(Ordering::Relaxed))
-        .unwrap_or(core::ptr::null_mut());
-    if p.is_null() {
+    let info = crate::arch::percpu::cpu_info_ptr(cpu);
+    // SAFETY: reading a word of a CpuInfo (a static); it is 0 or was stored by `doing`
+    // from a `&'static &'static str`.
+    let p = unsafe { core::ptr::read_volatile(&(*info).doing) };
+    if p == 0 {
         IDLE
     } else {
-        // SAFETY: only `doing` stores here, always a pointer to a `&'static &'static str`.
-        unsafe { *p }
+        // SAFETY: as above, `p` came from a `&'static &'static str`.
+        unsafe { *(p as *const &'static str) }
     }
 }
 
