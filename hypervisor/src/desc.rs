@@ -42,7 +42,10 @@ pub fn load_guest_gdt(v: &Vcpu) {
     let cpu = crate::arch::cpu::current_id() as usize;
     let g = gdt::gdt_ptr(cpu);
     let want = (v.gdt_ents as usize).min(FIRST_RESERVED);
-    let had = LOADED.get(cpu).map(|l| l.swap(want, Ordering::Relaxed)).unwrap_or(FIRST_RESERVED);
+    let had = LOADED
+        .get(cpu)
+        .map(|l| l.swap(want, Ordering::Relaxed))
+        .unwrap_or(FIRST_RESERVED);
     for i in 0..want.max(had).min(FIRST_RESERVED) {
         let frame = i / 512;
         let val = if i < v.gdt_ents as usize {

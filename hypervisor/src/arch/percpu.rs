@@ -71,7 +71,7 @@ pub struct CpuInfo {
     pub cpu_id: u64,
     /// The vCPU running here (an index into the domain table), or `u64::MAX` when idle.
     pub current: u64,
-        /// Local APIC id.
+    /// Local APIC id.
     pub apic_id: u64,
     /// What this CPU is doing (a `&'static &'static str`, 0 for nothing in
     /// particular): shown by the fault report.
