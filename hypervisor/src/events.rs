@@ -111,18 +111,6 @@ fn u32_at(b: &[u8], i: usize) -> u32 {
     u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
 
-/// The `dom` field of an op: `DOMID_SELF` or our own id; other domains need privilege
-/// and arrive with the multi-domain work.
-fn self_dom(d: &Domain, dom: u16) -> Result<(), Errno> {
-    if dom == xen_abi::xen::DOMID_SELF || dom == d.id {
-        Ok(())
-    } else if d.privileged {
-        Err(ESRCH)
-    } else {
-        Err(EPERM)
-    }
-}
-
 /// `event_channel_op`: operations that may involve two domains are handled here with the
 /// whole table; the rest on the caller's own table (`local_op`).
 pub fn event_channel_op(
@@ -142,12 +130,12 @@ pub fn event_channel_op(
             if dom != me && !privileged {
                 return Err(EPERM);
             }
-            wr(caller, vi, arg + 4, &[0; 4])?;
+            wr(caller, vi, arg.wrapping_add(4), &[0; 4])?;
             // As Xen: the remote domain need not exist yet; only its id is recorded.
             let target = t.get(dom).ok_or(ESRCH)?;
             let port = target.evtchn.alloc_unbound(remote)?;
             let caller = t.get(me).ok_or(ESRCH)?;
-            wr(caller, vi, arg + 4, &port.to_le_bytes())?;
+            wr(caller, vi, arg.wrapping_add(4), &port.to_le_bytes())?;
             Ok(0)
         }
         EVTCHNOP_BIND_INTERDOMAIN => {
@@ -156,11 +144,11 @@ pub fn event_channel_op(
             if remote == me {
                 return local_op(caller, vi, a);
             }
-            wr(caller, vi, arg + 8, &[0; 4])?;
+            wr(caller, vi, arg.wrapping_add(8), &[0; 4])?;
             let (d, r) = t.get2(me, remote).ok_or(ESRCH)?;
             let port =
                 evtchn::bind_interdomain(&mut d.evtchn, me, Some(&mut r.evtchn), remote, rport)?;
-            wr(d, vi, arg + 8, &port.to_le_bytes())?;
+            wr(d, vi, arg.wrapping_add(8), &port.to_le_bytes())?;
             // As Xen: the new local port starts pending, so no event sent before the
             // bind is lost.
             set_pending(d, 0, port);
@@ -192,15 +180,20 @@ pub fn event_channel_op(
         EVTCHNOP_SEND => {
             let b: [u8; 4] = rd(caller, vi, arg)?;
             match caller.evtchn.send(me, u32_at(&b, 0))? {
-                Notify::Port { dom, port, .. } if dom != me => {
+                Notify::None => {}
+                // `vcpu` is u32::MAX for an interdomain port: the receiving port's vCPU.
+                Notify::Port { dom, port, vcpu } => {
                     if let Some(r) = t.get(dom) {
-                        let v = r.evtchn.get(port).map(|c| c.vcpu).unwrap_or(0);
+                        let v = if vcpu == u32::MAX {
+                            r.evtchn.get(port).map(|c| c.vcpu).unwrap_or(0)
+                        } else {
+                            vcpu
+                        };
                         set_pending(r, v, port);
                     }
-                    Ok(0)
                 }
-                _ => local_op(caller, vi, a),
             }
+            Ok(0)
         }
         EVTCHNOP_STATUS => {
             let b: [u8; 24] = rd(caller, vi, arg)?;
@@ -247,23 +240,10 @@ fn local_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
     let (cmd, arg) = (a[0] as u32, a[1]);
     let nr_vcpus = d.vcpus.len() as u32;
     match cmd {
-        EVTCHNOP_ALLOC_UNBOUND => {
-            let b: [u8; 8] = rd(d, vi, arg)?;
-            self_dom(d, u16_at(&b, 0))?;
-            let mut remote = u16_at(&b, 2);
-            if remote == xen_abi::xen::DOMID_SELF {
-                remote = d.id;
-            }
-            // Check the result can be written before allocating (E3).
-            wr(d, vi, arg + 4, &[0; 4])?;
-            let port = d.evtchn.alloc_unbound(remote)?;
-            wr(d, vi, arg + 4, &port.to_le_bytes())?;
-            Ok(0)
-        }
         EVTCHNOP_BIND_VIRQ => {
             let b: [u8; 12] = rd(d, vi, arg)?;
             let (virq, vcpu) = (u32_at(&b, 0), u32_at(&b, 4));
-            wr(d, vi, arg + 8, &[0; 4])?;
+            wr(d, vi, arg.wrapping_add(8), &[0; 4])?;
             let bound = d
                 .vcpus
                 .get(vcpu as usize)
@@ -277,14 +257,14 @@ fn local_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
             {
                 *slot = port;
             }
-            wr(d, vi, arg + 8, &port.to_le_bytes())?;
+            wr(d, vi, arg.wrapping_add(8), &port.to_le_bytes())?;
             Ok(0)
         }
         EVTCHNOP_BIND_IPI => {
             let b: [u8; 8] = rd(d, vi, arg)?;
-            wr(d, vi, arg + 4, &[0; 4])?;
+            wr(d, vi, arg.wrapping_add(4), &[0; 4])?;
             let port = d.evtchn.bind_ipi(u32_at(&b, 0), nr_vcpus)?;
-            wr(d, vi, arg + 4, &port.to_le_bytes())?;
+            wr(d, vi, arg.wrapping_add(4), &port.to_le_bytes())?;
             Ok(0)
         }
         EVTCHNOP_BIND_INTERDOMAIN => {
@@ -299,10 +279,10 @@ fn local_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
                 // Other domains arrive with the multi-domain work.
                 return Err(ESRCH);
             }
-            wr(d, vi, arg + 8, &[0; 4])?;
+            wr(d, vi, arg.wrapping_add(8), &[0; 4])?;
             let me = d.id;
             let port = evtchn::bind_interdomain(&mut d.evtchn, me, None, remote, rport)?;
-            wr(d, vi, arg + 8, &port.to_le_bytes())?;
+            wr(d, vi, arg.wrapping_add(8), &port.to_le_bytes())?;
             // As Xen: the new local port starts pending, so no event sent before the
             // bind is lost.
             set_pending(d, 0, port);
@@ -325,23 +305,6 @@ fn local_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
                 evtchn::Closed::Plain => {}
             }
             SharedInfo::new(d.shared_info_mfn).clear_pending(port);
-            Ok(0)
-        }
-        EVTCHNOP_SEND => {
-            let b: [u8; 4] = rd(d, vi, arg)?;
-            match d.evtchn.send(d.id, u32_at(&b, 0))? {
-                Notify::None => {}
-                Notify::Port { dom, port, vcpu } => {
-                    if dom == d.id {
-                        let v = if vcpu == u32::MAX {
-                            d.evtchn.get(port).map(|c| c.vcpu).unwrap_or(0)
-                        } else {
-                            vcpu
-                        };
-                        set_pending(d, v, port);
-                    }
-                }
-            }
             Ok(0)
         }
         EVTCHNOP_UNMASK => {

@@ -263,7 +263,7 @@ pub fn grant_table_op(t: &mut DomainTable, me: DomId, vi: usize, a: [u64; 5]) ->
         };
         return Ret::Continue([
             a[0],
-            uop + u64::from(n) * size,
+            uop.wrapping_add(u64::from(n) * size),
             u64::from(count - n),
             a[3],
             a[4],

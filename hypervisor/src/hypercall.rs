@@ -660,7 +660,7 @@ fn multicall(t: &mut DomainTable, dom: DomId, vi: usize, a: [u64; 5]) -> (Ret, A
             // No continuations inside a multicall: the batch is small enough.
             Ret::Continue(_) | Ret::Restart => EINVAL.to_ret(),
         };
-        if crate::guest_mem::copy_to_guest(l4, ea + 8, &result.to_le_bytes()).is_err() {
+        if crate::guest_mem::copy_to_guest(l4, ea.wrapping_add(8), &result.to_le_bytes()).is_err() {
             return (Ret::Err(EFAULT), After::Resume);
         }
         // A call that changes how the vCPU runs ends the batch (XSA-213's lesson).
@@ -670,7 +670,7 @@ fn multicall(t: &mut DomainTable, dom: DomId, vi: usize, a: [u64; 5]) -> (Ret, A
     }
     if nr > BATCH {
         return (
-            Ret::Continue([list + BATCH * 64, nr - BATCH, 0, 0, 0]),
+            Ret::Continue([list.wrapping_add(BATCH * 64), nr - BATCH, 0, 0, 0]),
             After::Resume,
         );
     }

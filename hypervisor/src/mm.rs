@@ -486,7 +486,7 @@ fn batch<T: crate::guest_mem::Pod>(
     match result {
         Err(e) => Ret::Err(e),
         Ok(()) if done < count => Ret::Continue([
-            reqs + done * size,
+            reqs.wrapping_add(done * size),
             (count - done) | PREEMPTED,
             done_ptr,
             a[3],
