@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -226,18 +226,7 @@ fn run_once(args: &[String], echo_prefix: &str) -> Result<Run, String> {
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).split(b'\n') {
-            let Ok(line) = line else { break };
-            let text = String::from_utf8_lossy(&line)
-                .trim_end_matches('\r')
-                .to_string();
-            if tx.send(text).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, reader) = crate::xenref::line_reader(stdout);
 
     let deadline = Instant::now() + TIMEOUT;
     let mut run = Run::default();

@@ -209,18 +209,7 @@ pub fn run(
         .spawn()
         .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
     let stdout = child.stdout.take().ok_or("qemu has no stdout")?;
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).split(b'\n') {
-            let Ok(line) = line else { break };
-            let text = String::from_utf8_lossy(&line)
-                .trim_end_matches('\r')
-                .to_string();
-            if tx.send(text).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, reader) = crate::xenref::line_reader(stdout);
 
     let deadline = Instant::now() + timeout;
     let mut lines = Vec::new();
@@ -250,6 +239,26 @@ pub fn run(
     let _ = child.wait();
     let _ = reader.join();
     Ok(RefRun { lines, exit })
+}
+
+/// Read `stdout` line by line on a thread (`\r` trimmed): the lines arrive on the
+/// receiver until the stream ends; join the handle after the child exits.
+pub fn line_reader(
+    stdout: std::process::ChildStdout,
+) -> (mpsc::Receiver<String>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).split(b'\n') {
+            let Ok(line) = line else { break };
+            let text = String::from_utf8_lossy(&line)
+                .trim_end_matches('\r')
+                .to_string();
+            if tx.send(text).is_err() {
+                break;
+            }
+        }
+    });
+    (rx, reader)
 }
 
 #[cfg(test)]
