@@ -117,6 +117,18 @@ pub fn close(port: EvtchnPort) -> Result<(), Errno> {
     op_call(EVTCHNOP_CLOSE, &mut EvtchnClose { port })
 }
 
+/// `EVTCHNOP_reset`: close every port of `dom` (`DOMID_SELF`, or, for a privileged
+/// caller, a domain it paused). Handlers of the caller's own ports are dropped too.
+pub fn reset(dom: DomId) -> Result<(), Errno> {
+    op_call(EVTCHNOP_RESET, &mut EvtchnReset { dom })?;
+    if dom == DOMID_SELF {
+        for slot in HANDLERS.iter() {
+            slot.store(0, Ordering::Release);
+        }
+    }
+    Ok(())
+}
+
 /// `EVTCHNOP_unmask`: clear `port`'s mask bit; the hypervisor re-raises it if pending.
 pub fn unmask(port: EvtchnPort) -> Result<(), Errno> {
     op_call(EVTCHNOP_UNMASK, &mut EvtchnUnmask { port })
@@ -231,7 +243,7 @@ extern "C" fn sdk_failsafe(frame: *const u64) {
 }
 
 #[cfg(target_os = "none")]
-fn callback_addresses() -> (u64, u64) {
+pub(crate) fn callback_addresses() -> (u64, u64) {
     extern "C" {
         static sdk_hypervisor_callback: u8;
         static sdk_failsafe_callback: u8;
@@ -244,7 +256,7 @@ fn callback_addresses() -> (u64, u64) {
 }
 
 #[cfg(not(target_os = "none"))]
-fn callback_addresses() -> (u64, u64) {
+pub(crate) fn callback_addresses() -> (u64, u64) {
     (0, 0)
 }
 

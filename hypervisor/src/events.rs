@@ -2,6 +2,8 @@
 //!
 //! The port table decides; this module flips the bits in `shared_info` and wakes vCPUs.
 
+extern crate alloc;
+
 use crate::domain::{DomId, Domain, DomainTable};
 use crate::hypercall::Ret;
 use crate::pv::{self, After};
@@ -141,13 +143,22 @@ pub fn event_channel_op(
         EVTCHNOP_BIND_INTERDOMAIN => {
             let b: [u8; 12] = rd(caller, vi, arg)?;
             let (remote, rport) = (resolve(me, u16_at(&b, 0)), u32_at(&b, 4));
-            if remote == me {
-                return local_op(caller, vi, a);
-            }
             wr(caller, vi, arg.wrapping_add(8), &[0; 4])?;
-            let (d, r) = t.get2(me, remote).ok_or(ESRCH)?;
-            let port =
-                evtchn::bind_interdomain(&mut d.evtchn, me, Some(&mut r.evtchn), remote, rport)?;
+            let (port, d) = if remote == me {
+                // Loopback: both ends in the caller's table.
+                let port = evtchn::bind_interdomain(&mut caller.evtchn, me, None, me, rport)?;
+                (port, caller)
+            } else {
+                let (d, r) = t.get2(me, remote).ok_or(ESRCH)?;
+                let port = evtchn::bind_interdomain(
+                    &mut d.evtchn,
+                    me,
+                    Some(&mut r.evtchn),
+                    remote,
+                    rport,
+                )?;
+                (port, d)
+            };
             wr(d, vi, arg.wrapping_add(8), &port.to_le_bytes())?;
             // As Xen: the new local port starts pending, so no event sent before the
             // bind is lost.
@@ -156,26 +167,26 @@ pub fn event_channel_op(
         }
         EVTCHNOP_CLOSE => {
             let b: [u8; 4] = rd(caller, vi, arg)?;
-            let port = u32_at(&b, 0);
-            match caller.evtchn.get(port).map(|c| c.state) {
-                Some(State::Interdomain { remote, .. }) if remote != me => {
-                    match t.get2(me, remote) {
-                        Some((d, r)) => {
-                            evtchn::close_in(&mut d.evtchn, me, port, Some(&mut r.evtchn))?;
-                            SharedInfo::new(d.shared_info_mfn).clear_pending(port);
-                            Ok(0)
-                        }
-                        // The peer is gone: only our end remains.
-                        None => {
-                            let d = t.get(me).ok_or(ESRCH)?;
-                            d.evtchn.force_close(port);
-                            SharedInfo::new(d.shared_info_mfn).clear_pending(port);
-                            Ok(0)
-                        }
-                    }
-                }
-                _ => local_op(caller, vi, a),
+            close_port(t, me, u32_at(&b, 0))?;
+            Ok(0)
+        }
+        EVTCHNOP_RESET => {
+            // As Xen's `evtchn_reset`: the caller itself, or (privileged) a domain its
+            // controller paused; every port is closed as by EVTCHNOP_close.
+            let b: [u8; 2] = rd(caller, vi, arg)?;
+            let dom = resolve(me, u16_at(&b, 0));
+            if dom != me && !privileged {
+                return Err(EPERM);
             }
+            let d = t.get(dom).ok_or(ESRCH)?;
+            if dom != me && d.pause_count == 0 {
+                return Err(EINVAL);
+            }
+            let ports: alloc::vec::Vec<u32> = d.evtchn.ports().map(|(p, _)| p).collect();
+            for port in ports {
+                close_port(t, dom, port)?;
+            }
+            Ok(0)
         }
         EVTCHNOP_SEND => {
             let b: [u8; 4] = rd(caller, vi, arg)?;
@@ -226,6 +237,35 @@ pub fn event_channel_op(
     }
 }
 
+/// Close `port` of `dom` (EVTCHNOP_close): an interdomain peer's end becomes unbound
+/// (or, if the peer is gone, only this end is freed), a VIRQ slot is cleared, and the
+/// port's pending bit goes.
+fn close_port(t: &mut DomainTable, dom: DomId, port: u32) -> Result<(), Errno> {
+    let d = t.get(dom).ok_or(ESRCH)?;
+    let closed = match d.evtchn.get(port).map(|c| c.state) {
+        Some(State::Interdomain { remote, .. }) if remote != dom => match t.get2(dom, remote) {
+            Some((d, r)) => evtchn::close_in(&mut d.evtchn, dom, port, Some(&mut r.evtchn))?,
+            None => {
+                t.get(dom).ok_or(ESRCH)?.evtchn.force_close(port);
+                evtchn::Closed::Plain
+            }
+        },
+        _ => evtchn::close_in(&mut d.evtchn, dom, port, None)?,
+    };
+    let d = t.get(dom).ok_or(ESRCH)?;
+    if let evtchn::Closed::Virq { virq, vcpu } = closed {
+        if let Some(slot) = d
+            .vcpus
+            .get_mut(vcpu as usize)
+            .and_then(|v| v.virq_port.get_mut(virq as usize))
+        {
+            *slot = 0;
+        }
+    }
+    SharedInfo::new(d.shared_info_mfn).clear_pending(port);
+    Ok(())
+}
+
 /// `DOMID_SELF` means the caller.
 fn resolve(me: DomId, dom: u16) -> DomId {
     if dom == xen_abi::xen::DOMID_SELF {
@@ -265,46 +305,6 @@ fn local_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
             wr(d, vi, arg.wrapping_add(4), &[0; 4])?;
             let port = d.evtchn.bind_ipi(u32_at(&b, 0), nr_vcpus)?;
             wr(d, vi, arg.wrapping_add(4), &port.to_le_bytes())?;
-            Ok(0)
-        }
-        EVTCHNOP_BIND_INTERDOMAIN => {
-            let b: [u8; 12] = rd(d, vi, arg)?;
-            let (remote, rport) = (u16_at(&b, 0), u32_at(&b, 4));
-            let remote = if remote == xen_abi::xen::DOMID_SELF {
-                d.id
-            } else {
-                remote
-            };
-            if remote != d.id {
-                // Other domains arrive with the multi-domain work.
-                return Err(ESRCH);
-            }
-            wr(d, vi, arg.wrapping_add(8), &[0; 4])?;
-            let me = d.id;
-            let port = evtchn::bind_interdomain(&mut d.evtchn, me, None, remote, rport)?;
-            wr(d, vi, arg.wrapping_add(8), &port.to_le_bytes())?;
-            // As Xen: the new local port starts pending, so no event sent before the
-            // bind is lost.
-            set_pending(d, 0, port);
-            Ok(0)
-        }
-        EVTCHNOP_CLOSE => {
-            let b: [u8; 4] = rd(d, vi, arg)?;
-            let port = u32_at(&b, 0);
-            let me = d.id;
-            match evtchn::close_in(&mut d.evtchn, me, port, None)? {
-                evtchn::Closed::Virq { virq, vcpu } => {
-                    if let Some(slot) = d
-                        .vcpus
-                        .get_mut(vcpu as usize)
-                        .and_then(|v| v.virq_port.get_mut(virq as usize))
-                    {
-                        *slot = 0;
-                    }
-                }
-                evtchn::Closed::Plain => {}
-            }
-            SharedInfo::new(d.shared_info_mfn).clear_pending(port);
             Ok(0)
         }
         EVTCHNOP_UNMASK => {

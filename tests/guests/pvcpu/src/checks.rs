@@ -9,8 +9,8 @@ use crate::faults::{self, Seen};
 use crate::guest::Outcome;
 use crate::probe;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
-use guest_sdk::xen_abi::errno::{EFAULT, EINVAL, ENOSYS};
-use guest_sdk::xen_abi::event_channel::{EVTCHNSTAT_INTERDOMAIN, EVTCHNSTAT_VIRQ};
+use guest_sdk::xen_abi::errno::{EEXIST, EFAULT, EINVAL, ENOSYS, ESRCH};
+use guest_sdk::xen_abi::event_channel::{EVTCHNSTAT_CLOSED, EVTCHNSTAT_INTERDOMAIN, EVTCHNSTAT_VIRQ};
 use guest_sdk::xen_abi::xen::{DOMID_SELF, VIRQ_TIMER};
 use guest_sdk::{events, hypercall, shared, time, traps};
 
@@ -273,6 +273,54 @@ pub fn evtchn_loopback() -> Outcome {
         sent == Err(EINVAL),
         "send on closed {b}: {sent:?} (expected -EINVAL)"
     );
+    Ok(())
+}
+
+/// `EVTCHNOP_reset` on ourselves closes every kind of port (VIRQ, IPI, both ends of a
+/// loopback pair, unbound) and clears their pending bits; the VIRQ can be bound again
+/// afterwards (its per-vCPU slot was freed); a domain that does not exist is `-ESRCH`.
+pub fn evtchn_reset() -> Outcome {
+    let e = |what: &'static str| move |e: guest_sdk::Errno| alloc::format!("{what}: -{}", e.0);
+    events::disable();
+    let virq = events::bind_virq(VIRQ_TIMER, 0).map_err(e("bind_virq"))?;
+    let ipi = events::bind_ipi(0).map_err(e("bind_ipi"))?;
+    let a = events::alloc_unbound(DOMID_SELF).map_err(e("alloc_unbound"))?;
+    let b = events::bind_interdomain(DOMID_SELF, a).map_err(e("bind_interdomain"))?;
+    let unbound = events::alloc_unbound(DOMID_SELF).map_err(e("alloc_unbound"))?;
+    let ports = [virq, ipi, a, b, unbound];
+    events::mask(ipi);
+    events::send(ipi).map_err(e("send ipi"))?;
+    ensure!(events::is_pending(ipi), "IPI port {ipi} not pending after send");
+    let none = events::reset(1234);
+    ensure!(
+        none == Err(ESRCH),
+        "reset of domain 1234: {none:?} (expected -ESRCH)"
+    );
+    events::reset(DOMID_SELF).map_err(e("reset"))?;
+    for p in ports {
+        let st = events::status(p).map_err(e("status"))?;
+        ensure!(
+            st.status == EVTCHNSTAT_CLOSED,
+            "port {p} has status {} after reset (expected closed)",
+            st.status
+        );
+    }
+    ensure!(
+        !events::is_pending(ipi),
+        "IPI port {ipi} still pending after reset"
+    );
+    events::unmask(ipi).ok();
+    let again = events::bind_virq(VIRQ_TIMER, 0).map_err(e("bind_virq after reset"))?;
+    let twice = events::bind_virq(VIRQ_TIMER, 0);
+    ensure!(
+        twice == Err(EEXIST),
+        "second bind of VIRQ_TIMER: {twice:?} (expected -EEXIST)"
+    );
+    events::close(again).map_err(e("close"))?;
+    // A periodic tick may have hit the VIRQ port while events were disabled: let the
+    // upcall consume the stale `evtchn_upcall_pending` so later checks start clean.
+    events::enable();
+    events::disable();
     Ok(())
 }
 
