@@ -31,6 +31,7 @@ pub mod mm;
 pub mod privileged;
 pub mod sched;
 pub mod shared;
+pub mod smp;
 pub mod time;
 pub mod traps;
 pub mod version;

@@ -153,10 +153,14 @@ pub fn build_table(stub: impl Fn(u8) -> u64) -> [TrapInfo; VECTORS.len() + 1] {
     t
 }
 
+/// The SDK's trap table (zero-terminated), as installed at boot.
+pub fn table() -> [TrapInfo; VECTORS.len() + 1] {
+    build_table(stub_address)
+}
+
 /// Install the SDK's trap table.
 pub fn init() -> Result<(), Errno> {
-    let table = build_table(stub_address);
-    crate::hypercall::set_trap_table(&table)
+    crate::hypercall::set_trap_table(&table())
 }
 
 fn print_frame(f: &TrapFrame) {

@@ -589,15 +589,16 @@ fn vcpu_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
             }
             if v.state == crate::domain::RunState::Down {
                 v.state = crate::domain::RunState::Runnable;
-                crate::sched::wake(d, target);
+                crate::sched::vcpu_online(d, target);
             }
             Ok(0)
         }
         VCPUOP_DOWN => {
             let v = d.vcpus.get_mut(target).ok_or(ENOENT)?;
-            v.state = crate::domain::RunState::Down;
-            if let Some(cpu) = v.running_on {
-                crate::sched::resched(cpu);
+            if v.state != crate::domain::RunState::Down {
+                v.state = crate::domain::RunState::Down;
+                // The policy stops choosing it and kicks the CPU it runs on.
+                crate::sched::vcpu_offline(d, target);
             }
             Ok(0)
         }

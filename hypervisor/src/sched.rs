@@ -81,9 +81,25 @@ fn set_current(cur: Option<(DomId, u32)>) {
 
 /// The scheduling policy of the whole host. Lock order: right after `DOMAINS`, and only
 /// ever taken while `DOMAINS` is held, so it is never contended (interrupt handlers that
-/// got `DOMAINS` with `try_lock` may take it). Created on first use with the CPUs online
-/// then (all of them: the other CPUs are up before dom0 is built).
+/// got `DOMAINS` with `try_lock` may take it). Created by [`init`] once every CPU is
+/// online (the other CPUs wait for it before they schedule); on first use otherwise.
 static POLICY: spin::Mutex<Option<Scheduler>> = spin::Mutex::new(None);
+
+/// Set once the policy exists for every CPU brought up (`init`).
+static READY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Create the policy for CPUs `0..nr_cpus`: the boot CPU, once every other CPU is online
+/// and before any of them schedules (they wait for [`ready`]). Created lazily on first
+/// use it would count only the CPUs up by then.
+pub fn init(nr_cpus: u32) {
+    *POLICY.lock() = Some(Scheduler::new(nr_cpus));
+    READY.store(true, Ordering::Release);
+}
+
+/// Whether [`init`] ran.
+pub fn ready() -> bool {
+    READY.load(Ordering::Acquire)
+}
 
 /// Run `f` on the policy. The caller holds `DOMAINS`.
 fn with_policy<R>(f: impl FnOnce(&mut Scheduler) -> R) -> R {
@@ -107,6 +123,11 @@ fn vref(dom: DomId, vi: usize) -> VcpuRef {
         dom,
         vcpu: vi as u32,
     }
+}
+
+/// The CPU vCPU `vi` of `dom` runs on, or last ran on (Xen's `v->processor`).
+pub fn vcpu_cpu(dom: DomId, vi: usize) -> Option<u32> {
+    with_policy(|s| s.vcpu_info(vref(dom, vi)).map(|i| i.cpu))
 }
 
 /// Domain `d` was just added to the table (dom0's build, `createdomain`): the policy

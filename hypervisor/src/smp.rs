@@ -162,6 +162,7 @@ pub fn start_aps(opts: &crate::cmdline::Options) {
         );
     }
     info!("smp: {} CPUs online", online_count());
+    crate::sched::init(online_count());
     self_test();
 }
 
@@ -233,6 +234,11 @@ pub(crate) fn ap_main(cpu: usize) -> ! {
     debug!("smp: CPU{cpu} up, APIC id {:#x}", apic::id());
     ONLINE_MASK.fetch_or(1 << cpu, Ordering::Release);
     crate::irq::start_tick();
+    // The scheduling policy is sized for every CPU: wait until the boot CPU has brought
+    // all of them up and created it.
+    while !crate::sched::ready() {
+        core::hint::spin_loop();
+    }
     crate::sched::run_loop()
 }
 

@@ -276,3 +276,73 @@ fn crashing_domu_is_restarted_while_others_keep_printing_on_ours() {
 fn crashing_domu_is_restarted_while_others_keep_printing_on_real_xen_4_17() {
     crash_restarts("xen-4.17");
 }
+
+/// Per-vCPU (CPU, state, Time(s)) of `name` from `xl vcpu-list`.
+fn vcpu_rows(s: &mut Session, name: &str) -> Vec<(u32, String, f64)> {
+    let out = s.xl(&format!("xl vcpu-list {name}"), T);
+    out.lines()
+        .filter(|l| l.starts_with(&format!("{name} ")))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((
+                f.get(3)?.parse().ok()?,
+                f.get(4)?.to_string(),
+                f.get(5)?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// (e) With 4 CPUs, a 4-vCPU domain runs on all of them: the guest brings its vCPUs up
+/// and sees each one make progress every second (its own verdict), and `xl vcpu-list`
+/// shows the four together accumulating more than three CPUs' worth of time, which
+/// fewer than four CPUs cannot give.
+fn four_vcpus(hv: &str) {
+    let mut s = Session::start(
+        &format!("smp-{hv}"),
+        &dom0_args(hv, 4, "console=com1 dom0_mem=128M"),
+    );
+    s.expect("xl> ", T);
+    create(&mut s, "/etc/xen/smp.cfg");
+    s.send("xl console smp\n");
+    s.expect("smp: 4 vCPUs up", T);
+    let verdict = s.expect(" seconds", T);
+    s.send("\x1d");
+    s.expect("xl> ", T);
+    assert!(
+        verdict.contains("smp: all 4 vCPUs ran in each of the last 3 seconds"),
+        "[{hv}] the guest's verdict:\n{verdict}"
+    );
+    let before = vcpu_rows(&mut s, "smp");
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(5));
+    let after = vcpu_rows(&mut s, "smp");
+    let wall = t0.elapsed().as_secs_f64();
+    assert_eq!(before.len(), 4, "[{hv}] vcpu-list rows: {before:?}");
+    assert_eq!(after.len(), 4, "[{hv}] vcpu-list rows: {after:?}");
+    let deltas: Vec<f64> = before.iter().zip(&after).map(|(b, a)| a.2 - b.2).collect();
+    let sum: f64 = deltas.iter().sum();
+    eprintln!("[{hv}] over {wall:.1} s the vCPUs ran {deltas:?} s; rows now {after:?}");
+    assert!(
+        deltas.iter().all(|&d| d > 0.5 * wall),
+        "[{hv}] every vCPU runs most of the time: {deltas:?} over {wall:.1} s"
+    );
+    assert!(
+        sum > 3.0 * wall,
+        "[{hv}] 4 vCPUs ran {sum:.1} s in {wall:.1} s: not on 4 CPUs at once ({deltas:?})"
+    );
+    let cpus: std::collections::BTreeSet<u32> = after.iter().map(|r| r.0).collect();
+    assert!(cpus.iter().all(|&c| c < 4), "[{hv}] CPUs {cpus:?}");
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn a_four_vcpu_domain_runs_on_all_four_cpus_on_ours() {
+    four_vcpus("hypervisor");
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn a_four_vcpu_domain_runs_on_all_four_cpus_on_real_xen_4_17() {
+    four_vcpus("xen-4.17");
+}

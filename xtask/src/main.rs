@@ -30,6 +30,7 @@ const IMAGES: &[(&str, &str, &str)] = &[
     ("guest-spin", "spin", "spin"),
     ("guest-pingpong", "pingpong", "pingpong"),
     ("guest-crasher", "crasher", "crasher"),
+    ("guest-smp", "smp", "smp"),
 ];
 
 fn root() -> PathBuf {
