@@ -1286,6 +1286,33 @@ impl fmt::Display for ConfigError {
 }
 
 impl DomainConfig {
+    /// The stub configuration `xen-init-dom0` stores for a domain no config file made
+    /// (dom0): a PV domain called `name` with libxl's defaults and nothing else.
+    pub fn stub(name: &str) -> DomainConfig {
+        DomainConfig {
+            name: name.into(),
+            kernel: String::new(),
+            ramdisk: None,
+            cmdline: None,
+            target_memkb: 0,
+            max_memkb: 0,
+            vcpus: 0,
+            max_vcpus: 0,
+            cpus: Affinity::Unset,
+            cpus_soft: Affinity::Unset,
+            cpu_weight: None,
+            cap: None,
+            on_poweroff: Action::Destroy,
+            on_reboot: Action::Restart,
+            on_watchdog: Action::Destroy,
+            on_crash: Action::Destroy,
+            on_soft_reset: Action::SoftReset,
+            uuid: None,
+            disks: Vec::new(),
+            vifs: Vec::new(),
+        }
+    }
+
     /// Applies xl's semantics to a parsed config. `warnings` receives every line xl would
     /// print without stopping (bad numbers, lists where a string was expected, unknown
     /// keys...), each without a trailing newline. `host_node_cpus` maps a NUMA node to its

@@ -319,6 +319,87 @@ pub fn create_dryrun(cfg: &Json) -> String {
 
 // ---------------------------------------------------------------------------------------
 
+/// `xenctx`'s names for the rflags bits 0..21 (`flag_values`: when clear, when set).
+const FLAG_NAMES: [(Option<&str>, Option<&str>); 22] = [
+    (None, Some("c")),
+    (None, None),
+    (None, Some("p")),
+    (None, None),
+    (None, Some("a")),
+    (None, None),
+    (Some("nz"), Some("z")),
+    (None, Some("s")),
+    (None, Some("tf")),
+    (None, Some("i")),
+    (None, Some("d=b")),
+    (None, Some("o")),
+    (None, None),
+    (None, None),
+    (None, Some("nt")),
+    (None, None),
+    (None, Some("rf")),
+    (None, Some("v86")),
+    (None, Some("ac")),
+    (None, Some("vif")),
+    (None, Some("vip")),
+    (None, Some("cid")),
+];
+
+/// `xenctx DOMID VCPU` for a 64-bit PV vCPU (`print_ctx_64` without a symbol table):
+/// the registers, then with `all` the control (`cr0 cr2 cr3 cr4`) and debug registers
+/// (`dr0-3 dr6 dr7`). The stack dump xenctx prints after them is not produced.
+pub fn xenctx(c: &xen_abi::xen::VcpuGuestContext, all: bool) -> String {
+    let r = &c.user_regs;
+    let mut o = String::new();
+    let _ = write!(o, "rip: {:016x}\nflags: {:08x}", r.rip, r.rflags);
+    for (i, names) in FLAG_NAMES.iter().enumerate().rev() {
+        let name = if (r.rflags >> i) & 1 == 1 {
+            names.1
+        } else {
+            names.0
+        };
+        if let Some(n) = name {
+            let _ = write!(o, " {n}");
+        }
+    }
+    o.push('\n');
+    let _ = writeln!(o, "rsp: {:016x}", r.rsp);
+    let rows = [
+        [("rax", r.rax), ("rcx", r.rcx), ("rdx", r.rdx)],
+        [("rbx", r.rbx), ("rsi", r.rsi), ("rdi", r.rdi)],
+        [("rbp", r.rbp), (" r8", r.r8), (" r9", r.r9)],
+        [("r10", r.r10), ("r11", r.r11), ("r12", r.r12)],
+        [("r13", r.r13), ("r14", r.r14), ("r15", r.r15)],
+    ];
+    for [(a, x), (b, y), (c, z)] in rows {
+        let _ = writeln!(o, "{a}: {x:016x}\t{b}: {y:016x}\t{c}: {z:016x}");
+    }
+    let _ = writeln!(
+        o,
+        " cs: {:04x}\t ss: {:04x}\t ds: {:04x}\t es: {:04x}",
+        r.cs, r.ss, r.ds, r.es
+    );
+    let _ = writeln!(o, " fs: {:04x} @ {:016x}", r.fs, c.fs_base);
+    let _ = writeln!(
+        o,
+        " gs: {:04x} @ {:016x}/{:016x}",
+        r.gs, c.gs_base_kernel, c.gs_base_user
+    );
+    if all {
+        o.push('\n');
+        for i in [0usize, 2, 3, 4] {
+            let _ = writeln!(o, "cr{i}: {:016x}", c.ctrlreg[i]);
+        }
+        o.push('\n');
+        for i in [0usize, 1, 2, 3, 6, 7] {
+            let _ = writeln!(o, "dr{i}: {:016x}", c.debugreg[i]);
+        }
+    }
+    o
+}
+
+// ---------------------------------------------------------------------------------------
+
 /// What `xl info` shows (`uname`, `physinfo`, `xen_version`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HostInfo {

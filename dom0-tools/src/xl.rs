@@ -223,6 +223,15 @@ pub enum Command {
         /// The command, or the whole list.
         command: Option<String>,
     },
+    /// `xenctx [-a] <DOMID> [VCPU]` (Xen's `tools/xentrace/xenctx`): a vCPU's registers.
+    Xenctx {
+        /// The domain id as typed (xenctx takes numbers only).
+        domid: String,
+        /// The vCPU (default 0).
+        vcpu: u32,
+        /// `-a`/`--all`: control and debug registers too.
+        all: bool,
+    },
     /// A command Xen has that this toolstack does not have yet.
     NotYet {
         /// Its name (`block-attach`, `xenstore-ls`...).
@@ -897,12 +906,59 @@ pub fn parse_line(line: &str) -> Parsed {
     if first == "xl" {
         return parse_xl(rest);
     }
+    if first == "xenctx" {
+        return parse_xenctx(rest);
+    }
     if TOOLS_NOT_YET.contains(&first.as_str()) {
         return Parsed::Run(Command::NotYet {
             command: first.clone(),
         });
     }
     parse_xl(&words)
+}
+
+/// `xenctx`'s usage line (its `usage()`, first line).
+pub const XENCTX_USAGE: &str = "usage: xenctx [options] <DOMAIN> [VCPU]\n";
+
+/// `xenctx [-a|--all] <DOMID> [VCPU]`.
+fn parse_xenctx(words: &[String]) -> Parsed {
+    let mut all = false;
+    let mut pos = Vec::new();
+    for w in words {
+        match w.as_str() {
+            "-a" | "--all" => all = true,
+            "-h" | "--help" => {
+                return Parsed::Print(Failure {
+                    stdout: XENCTX_USAGE.into(),
+                    stderr: String::new(),
+                    status: 0,
+                })
+            }
+            o if o.starts_with('-') && o.len() > 1 => {
+                return Parsed::Print(Failure::err(
+                    format!("xenctx: unrecognized option '{o}'\n{XENCTX_USAGE}"),
+                    2,
+                ))
+            }
+            _ => pos.push(w.clone()),
+        }
+    }
+    let (Some(domid), rest) = (pos.first(), pos.get(1..).unwrap_or(&[])) else {
+        return Parsed::Print(Failure::err(XENCTX_USAGE, 2));
+    };
+    let vcpu = match rest {
+        [] => 0,
+        [v] => match v.parse::<u32>() {
+            Ok(v) => v,
+            Err(_) => return Parsed::Print(Failure::err(format!("xenctx: bad vcpu '{v}'\n"), 2)),
+        },
+        _ => return Parsed::Print(Failure::err(XENCTX_USAGE, 2)),
+    };
+    Parsed::Run(Command::Xenctx {
+        domid: domid.clone(),
+        vcpu,
+        all,
+    })
 }
 
 /// Parses `xl`'s arguments (the words after `xl`).

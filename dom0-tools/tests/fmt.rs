@@ -255,3 +255,62 @@ fn cpu_time_rounds_like_c_printf_of_a_float() {
         assert!(row.ends_with(want), "{ns}: {row:?}");
     }
 }
+
+#[test]
+fn xenctx_prints_registers_as_xenctx_does() {
+    let mut c: xen_abi::xen::VcpuGuestContext = zero_context();
+    c.user_regs.rip = 0xffff_ffff_8000_1234;
+    c.user_regs.rflags = 0x246;
+    c.user_regs.rsp = 0xffff_ffff_8004_0ff8;
+    c.user_regs.rax = 1;
+    c.user_regs.r8 = 8;
+    c.user_regs.cs = 0xe033;
+    c.user_regs.ss = 0xe02b;
+    c.ctrlreg[3] = 0x1234000;
+    let out = fmt::xenctx(&c, false);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "rip: ffffffff80001234");
+    // IF, ZF, PF set; "nz" only when ZF is clear.
+    assert_eq!(lines[1], "flags: 00000246 i z p");
+    assert_eq!(lines[2], "rsp: ffffffff80040ff8");
+    assert_eq!(
+        lines[3],
+        "rax: 0000000000000001\trcx: 0000000000000000\trdx: 0000000000000000"
+    );
+    assert_eq!(
+        lines[5],
+        "rbp: 0000000000000000\t r8: 0000000000000008\t r9: 0000000000000000"
+    );
+    assert_eq!(lines[8], " cs: e033\t ss: e02b\t ds: 0000\t es: 0000");
+    assert_eq!(lines.len(), 11);
+    assert!(!out.contains("cr3"));
+    c.user_regs.rflags = 0x202;
+    let all = fmt::xenctx(&c, true);
+    assert!(all.contains("flags: 00000202 i nz\n"), "{all}");
+    assert!(all.contains("\ncr3: 0000000001234000\n"), "{all}");
+    assert!(all.contains("\ndr7: 0000000000000000\n"), "{all}");
+}
+
+fn zero_context() -> xen_abi::xen::VcpuGuestContext {
+    xen_abi::xen::VcpuGuestContext {
+        fpu_ctxt: [0; 512],
+        flags: 0,
+        user_regs: Default::default(),
+        trap_ctxt: [Default::default(); 256],
+        ldt_base: 0,
+        ldt_ents: 0,
+        gdt_frames: [0; 16],
+        gdt_ents: 0,
+        kernel_ss: 0,
+        kernel_sp: 0,
+        ctrlreg: [0; 8],
+        debugreg: [0; 8],
+        event_callback_eip: 0,
+        failsafe_callback_eip: 0,
+        syscall_callback_eip: 0,
+        vm_assist: 0,
+        fs_base: 0,
+        gs_base_kernel: 0,
+        gs_base_user: 0,
+    }
+}

@@ -334,3 +334,28 @@ fn find_domain() {
         "nope is an invalid domain identifier (rc=-6)"
     );
 }
+
+#[test]
+fn xenctx_lines() {
+    assert_eq!(
+        run("xenctx -a 3 1"),
+        Command::Xenctx {
+            domid: "3".into(),
+            vcpu: 1,
+            all: true
+        }
+    );
+    assert_eq!(
+        run("xenctx 2"),
+        Command::Xenctx {
+            domid: "2".into(),
+            vcpu: 0,
+            all: false
+        }
+    );
+    let f = fail("xenctx");
+    assert_eq!((f.stderr.as_str(), f.status), (xl::XENCTX_USAGE, 2));
+    assert!(fail("xenctx 1 x").stderr.contains("bad vcpu"));
+    assert!(fail("xenctx -q 1").stderr.contains("unrecognized option"));
+    assert_eq!(fail("xenctx -h").stdout, xl::XENCTX_USAGE);
+}

@@ -142,6 +142,14 @@ fn do_domctl(
                 crate::sched::vcpu_online(d, c.vcpu as usize);
             }
         }
+        XEN_DOMCTL_GETVCPUCONTEXT => {
+            let c: XenDomctlVcpucontext = op.payload();
+            if dom == me && c.vcpu as usize == vi {
+                // As Xen: not the calling vCPU itself (it could not be paused).
+                return Err(EINVAL);
+            }
+            return get_vcpu_context(t, dom, c.vcpu, c.ctxt, l4).map(|r| r.map(|()| Ret::Restart));
+        }
         XEN_DOMCTL_GETVCPUINFO => {
             let mut g: XenDomctlGetvcpuinfo = op.payload();
             let d = target(t, dom)?;
@@ -150,7 +158,10 @@ fn do_domctl(
             g.blocked = u8::from(v.state == RunState::Blocked);
             g.running = u8::from(v.running_on.is_some());
             g.cpu_time = v.cpu_time(crate::events::now_ns());
-            g.cpu = v.running_on.unwrap_or(0) as u32;
+            g.cpu = match v.running_on {
+                Some(cpu) => cpu as u32,
+                None => crate::sched::vcpu_cpu(dom, g.vcpu as usize).unwrap_or(0),
+            };
             op.set_payload(&g);
         }
         XEN_DOMCTL_SETVCPUAFFINITY | XEN_DOMCTL_GETVCPUAFFINITY => {
@@ -493,6 +504,10 @@ mod ctx {
     pub const RIP: usize = REGS + offset_of!(CpuUserRegs, rip);
     pub const RFLAGS: usize = REGS + offset_of!(CpuUserRegs, rflags);
     pub const RSP: usize = REGS + offset_of!(CpuUserRegs, rsp);
+    pub const CS: usize = REGS + offset_of!(CpuUserRegs, cs);
+    pub const SS: usize = REGS + offset_of!(CpuUserRegs, ss);
+    pub const LDT_BASE: usize = offset_of!(VcpuGuestContext, ldt_base);
+    pub const DEBUGREG: usize = offset_of!(VcpuGuestContext, debugreg);
 }
 
 fn q(b: &[u8], off: usize) -> u64 {
@@ -639,6 +654,114 @@ pub(crate) fn set_vcpu_context(
     let sh = crate::shinfo::SharedInfo::new(d.shared_info_mfn);
     crate::time::publish_vcpu_time(&sh, vcpu);
     Ok(())
+}
+
+/// `XEN_DOMCTL_getvcpucontext`: the state `setvcpucontext` takes, read back (libxc's
+/// `xc_vcpu_getcontext`, used to save or inspect a domain). As Xen: `-EINVAL` for a
+/// vCPU that does not exist or is the caller, `-ENODATA` for one never initialised,
+/// `-EFAULT` if the buffer cannot be written. Xen pauses the vCPU for the read; here a
+/// vCPU still loaded on another CPU is read once it is descheduled: if its domain is
+/// paused the call restarts (`Some(())`) until then, otherwise it is `-EBUSY` (the
+/// toolstack pauses a domain before reading its context).
+fn get_vcpu_context(
+    t: &mut DomainTable,
+    dom: DomId,
+    vcpu: u32,
+    ctxt: u64,
+    l4: u64,
+) -> Result<Option<()>, Errno> {
+    let d = target(t, dom)?;
+    let paused = d.paused;
+    let vm_assist = d.vm_assist;
+    let v = d.vcpus.get(vcpu as usize).ok_or(EINVAL)?;
+    if !v.initialised {
+        return Err(ENODATA);
+    }
+    if let Some(cpu) = v.running_on {
+        if !paused {
+            return Err(EBUSY);
+        }
+        crate::sched::resched(cpu);
+        return Ok(Some(()));
+    }
+    let mut b: Box<[u8; ctx::SIZE]> = Box::new([0; ctx::SIZE]);
+    let mut put = |off: usize, val: u64| {
+        if let Some(s) = b.get_mut(off..off + 8) {
+            s.copy_from_slice(&val.to_le_bytes());
+        }
+    };
+    let mut flags = xen_abi::xen::VGCF_I387_VALID;
+    if v.state != RunState::Down {
+        flags |= xen_abi::xen::VGCF_ONLINE;
+    }
+    if v.kernel_mode {
+        flags |= xen_abi::xen::VGCF_IN_KERNEL;
+    }
+    if v.failsafe_masks_events {
+        flags |= xen_abi::xen::VGCF_FAILSAFE_DISABLES_EVENTS;
+    }
+    if v.syscall_masks_events {
+        flags |= xen_abi::xen::VGCF_SYSCALL_DISABLES_EVENTS;
+    }
+    put(ctx::FLAGS, flags);
+    let r = &v.regs;
+    let gprs = [
+        r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx, r.rdx,
+        r.rsi, r.rdi,
+    ];
+    for (i, val) in gprs.into_iter().enumerate() {
+        put(ctx::R15 + i * 8, val);
+    }
+    put(ctx::RIP, r.rip);
+    // The virtual IOPL is merged back into rflags, as Xen does.
+    put(
+        ctx::RFLAGS,
+        (r.rflags & !(3 << 12)) | (u64::from(v.iopl & 3) << 12),
+    );
+    put(ctx::RSP, r.rsp);
+    put(ctx::CS, r.cs & 0xffff);
+    put(ctx::SS, r.ss & 0xffff);
+    for (vec, slot) in v.traps.iter().enumerate() {
+        if slot.address == 0 {
+            continue;
+        }
+        let e = ctx::TRAPS + vec * 16;
+        let head = u64::from(vec as u8) | (u64::from(slot.flags) << 8) | (u64::from(slot.cs) << 16);
+        put(e, head);
+        put(e + 8, slot.address);
+    }
+    let (ldt_base, ldt_ents) = v.mm.ldt();
+    put(ctx::LDT_BASE, ldt_base);
+    put(ctx::LDT_ENTS, u64::from(ldt_ents));
+    for (i, f) in v.gdt_frames.iter().enumerate() {
+        put(ctx::GDT_FRAMES + i * 8, *f);
+    }
+    put(ctx::GDT_ENTS, u64::from(v.gdt_ents));
+    put(ctx::KERNEL_SS, v.kernel_ss);
+    put(ctx::KERNEL_SP, v.kernel_sp);
+    // CR0 as the guest sees it (TS from fpu_taskswitch), the base pointers as
+    // `xen_pfn_to_cr3` of their machine frames.
+    put(ctx::CTRLREG, crate::emulate::guest_cr0(v));
+    put(ctx::CTRLREG + 4 * 8, crate::emulate::guest_cr4());
+    if let Some(u) = v.mm.user_l4() {
+        put(ctx::CTRLREG + 8, xen_abi::xen::xen_pfn_to_cr3(u));
+    }
+    if let Some(k) = v.mm.kernel_l4() {
+        put(ctx::CTRLREG + 3 * 8, xen_abi::xen::xen_pfn_to_cr3(k));
+    }
+    for (i, dr) in v.debugreg.iter().enumerate() {
+        put(ctx::DEBUGREG + i * 8, *dr);
+    }
+    put(ctx::EVENT_CB, v.event_callback);
+    put(ctx::FAILSAFE_CB, v.failsafe_callback);
+    put(ctx::SYSCALL_CB, v.syscall_callback);
+    put(ctx::VM_ASSIST, vm_assist);
+    put(ctx::FS_BASE, v.fs_base);
+    put(ctx::GS_KERNEL, v.gs_base_kernel);
+    put(ctx::GS_USER, v.gs_base_user);
+    b[ctx::FPU..ctx::FPU + 512].copy_from_slice(&v.fpu.0);
+    crate::guest_mem::copy_to_guest(l4, ctxt, &b[..]).map_err(|_| EFAULT)?;
+    Ok(None)
 }
 
 /// `sysctl(op)`.

@@ -131,8 +131,16 @@ fn gpr(regs: &mut crate::arch::percpu::Regs, n: u8) -> &mut u64 {
     }
 }
 
+/// The CR0 a PV guest sees: the host's, with TS from its `fpu_taskswitch` state.
+pub(crate) fn guest_cr0(v: &crate::domain::Vcpu) -> u64 {
+    let cr0: u64;
+    // SAFETY: reading CR0 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack)) };
+    (cr0 & !(1 << 3)) | if v.fpu_ts { 1 << 3 } else { 0 }
+}
+
 /// The CR4 a PV guest sees: the host's paging and SSE bits, nothing it could misuse.
-fn guest_cr4() -> u64 {
+pub(crate) fn guest_cr4() -> u64 {
     let cr4: u64;
     // SAFETY: reading CR4 has no side effects.
     unsafe { core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack)) };
@@ -160,12 +168,7 @@ fn mov_cr(
     };
     if !to_cr {
         let val = match cr {
-            0 => {
-                let cr0: u64;
-                // SAFETY: reading CR0 has no side effects.
-                unsafe { core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack)) };
-                (cr0 & !(1 << 3)) | if v.fpu_ts { 1 << 3 } else { 0 }
-            }
+            0 => guest_cr0(v),
             2 => crate::arch::x86::cr2(),
             3 => v.kernel_l4() << 12,
             4 => guest_cr4(),

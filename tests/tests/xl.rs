@@ -229,3 +229,109 @@ fn hello_runs_as_a_domu_on_ours() {
 fn hello_runs_as_a_domu_on_real_xen_4_17() {
     hello_as_domu("xen-4.17");
 }
+
+/// Looking inside domains: `xl list -l` (each domain's configuration as JSON, dom0's
+/// stub included), `xl create -n` (the JSON, nothing created), and `xenctx` (a paused
+/// read of a vCPU's registers through `XEN_DOMCTL_getvcpucontext`), with its errors for a
+/// vCPU that does not exist or was never brought up. The guest runs on afterwards.
+fn inspect(hv: &str) {
+    let mut s = Session::start(
+        &format!("inspect-{hv}"),
+        &dom0_args(hv, 2, "console=com1 dom0_mem=128M"),
+    );
+    s.expect("xl> ", T);
+    let out = s.xl("xl create /etc/xen/ticker.cfg vcpus=2", T);
+    assert!(!out.contains("error"), "[{hv}] {out}");
+    let id: u32 = s
+        .xl("xl domid ticker", T)
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .expect("ticker's id");
+
+    let long = s.xl("xl list -l", T);
+    for needle in [
+        "\"domid\": 0,",
+        "\"name\": \"Domain-0\"",
+        &format!("\"domid\": {id},"),
+        "\"name\": \"ticker\"",
+        "\"kernel\": \"/boot/ticker\"",
+        "\"cmdline\": \"ticker demo\"",
+        "\"max_vcpus\": 2,",
+        "\"on_crash\": \"restart\"",
+    ] {
+        assert!(
+            long.contains(needle),
+            "[{hv}] no {needle} in xl list -l:\n{long}"
+        );
+    }
+    assert!(long.starts_with("[\n") && long.contains("\n]\n"), "{long}");
+    let one = s.xl("xl list -l ticker", T);
+    assert!(
+        one.contains("\"name\": \"ticker\"") && !one.contains("Domain-0"),
+        "{one}"
+    );
+
+    let dry = s.xl("xl create -n /etc/xen/hello.cfg", T);
+    assert!(
+        dry.contains("\"domid\": null") && dry.contains("\"name\": \"hello\""),
+        "{dry}"
+    );
+    assert!(
+        !s.xl("xl list", T).contains("hello"),
+        "[{hv}] create -n created a domain"
+    );
+
+    let ctx = s.xl(&format!("xenctx {id}"), T);
+    let rip = ctx
+        .lines()
+        .find_map(|l| l.strip_prefix("rip: "))
+        .unwrap_or_else(|| panic!("[{hv}] no rip in:\n{ctx}"));
+    let rip = u64::from_str_radix(rip.trim(), 16).expect("rip in hex");
+    assert!(
+        rip >= 0xffff_ffff_8000_0000,
+        "[{hv}] ticker's rip {rip:#x} is outside its kernel:\n{ctx}"
+    );
+    assert!(
+        ctx.contains(" cs: e033\t ss: e02b"),
+        "[{hv}] selectors:\n{ctx}"
+    );
+    assert!(ctx.contains("flags: "), "{ctx}");
+    let all = s.xl(&format!("xenctx -a {id} 0"), T);
+    let cr3 = all
+        .lines()
+        .find_map(|l| l.strip_prefix("cr3: "))
+        .unwrap_or_else(|| panic!("[{hv}] no cr3 in:\n{all}"));
+    assert_ne!(u64::from_str_radix(cr3.trim(), 16).ok(), Some(0), "{all}");
+    let down = s.xl(&format!("xenctx {id} 1"), T);
+    assert!(
+        down.contains("No data available"),
+        "[{hv}] vCPU 1 never up:\n{down}"
+    );
+    let none = s.xl(&format!("xenctx {id} 7"), T);
+    assert!(none.contains("Invalid argument"), "[{hv}] vCPU 7:\n{none}");
+
+    // The pause around xenctx was undone: ticker still ticks.
+    s.send("xl console ticker\n");
+    let first = s.expect("ticker: tick ", T);
+    let _ = first;
+    s.expect("ticker: tick ", T);
+    s.send("\x1d");
+    s.expect("xl> ", T);
+    let list = s.xl("xl list ticker", T);
+    assert!(
+        !list.contains("--p---") && list.contains("ticker"),
+        "[{hv}] {list}"
+    );
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn xl_list_long_create_dryrun_and_xenctx_on_ours() {
+    inspect("hypervisor");
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn xl_list_long_create_dryrun_and_xenctx_on_real_xen_4_17() {
+    inspect("xen-4.17");
+}

@@ -322,10 +322,6 @@ impl Dom0 {
     fn command(&mut self, cmd: Command) {
         match cmd {
             Command::List { long, verbose, context, domain, .. } => {
-                if long {
-                    out(&xl::not_yet_message("list -l"));
-                    return;
-                }
                 let mut infos = all_domains();
                 if let Some(arg) = domain {
                     let id = match self.find(&arg) {
@@ -336,6 +332,9 @@ impl Dom0 {
                     if infos.is_empty() {
                         return out(&format!("Error: Domain '{arg}' does not exist.\n"));
                     }
+                }
+                if long {
+                    return self.list_long(&infos);
                 }
                 let doms: Vec<xfmt::DomainInfo> = infos
                     .iter()
@@ -364,7 +363,7 @@ impl Dom0 {
                     return out("Config file not specified\n");
                 };
                 if dryrun {
-                    return out(&xl::not_yet_message("create -n"));
+                    return self.create_dryrun(&path, &overrides);
                 }
                 self.create(&path, &overrides, console, paused);
             }
@@ -412,6 +411,7 @@ impl Dom0 {
                 _ => out(&format!("Can't get domain name of domain id '{domid}', maybe this domain does not exist.\n")),
             },
             Command::Help { command } => out(&xl::help(command.as_deref())),
+            Command::Xenctx { domid, vcpu, all } => xenctx(&domid, vcpu, all),
             Command::NotYet { command } => out(&xl::not_yet_message(&command)),
             Command::VcpuPin {
                 domain,
@@ -504,19 +504,23 @@ impl Dom0 {
     }
 
     /// `xl create`.
-    fn create(&mut self, path: &str, overrides: &[String], console: bool, paused: bool) {
+    /// Read and parse a config file as `xl create` does, printing what xl prints on the
+    /// way; `None` if it cannot be used.
+    fn load_config(&self, path: &str, overrides: &[String]) -> Option<DomainConfig> {
         out(&format!("Parsing config from {path}\n"));
         let Some(text) = self.file(path) else {
-            return out(&format!(
+            out(&format!(
                 "Failed to read config file: {path}: No such file or directory\n"
             ));
+            return None;
         };
         let ov: Vec<&str> = overrides.iter().map(String::as_str).collect();
         let parsed = match cfg::parse_with_overrides(path, text, &ov) {
             Ok(c) => c,
             Err(e) => {
                 out(&e.to_string());
-                return out(cfg::ParseError::XL_TRAILER);
+                out(cfg::ParseError::XL_TRAILER);
+                return None;
             }
         };
         let mut warnings = Vec::new();
@@ -524,9 +528,52 @@ impl Dom0 {
         for w in &warnings {
             out(&format!("{w}\n"));
         }
-        let dc = match dc {
-            Ok(d) => d,
-            Err(e) => return out(&format!("{e}\n")),
+        match dc {
+            Ok(d) => Some(d),
+            Err(e) => {
+                out(&format!("{e}\n"));
+                None
+            }
+        }
+    }
+
+    /// `xl create -n`: the configuration as JSON, nothing created.
+    fn create_dryrun(&self, path: &str, overrides: &[String]) {
+        if let Some(dc) = self.load_config(path, overrides) {
+            let uuid = dc.uuid.unwrap_or_default();
+            out(&xfmt::create_dryrun(&xfmt::domain_config_json(
+                &dc,
+                &uuid,
+                nr_cpus(),
+            )));
+        }
+    }
+
+    /// `xl list -l [Domain]`: each domain's configuration as libxl keeps it, with the
+    /// live memory and vCPU figures (`libxl_retrieve_domain_configuration`). dom0 has the
+    /// stub configuration `xen-init-dom0` stores for it.
+    fn list_long(&self, infos: &[XenDomctlGetdomaininfo]) {
+        let doms: Vec<(u32, xfmt::Json)> = infos
+            .iter()
+            .map(|i| {
+                let id = u32::from(i.domain);
+                let mut dc = match self.doms.get(&id) {
+                    Some(d) => d.cfg.clone(),
+                    None => DomainConfig::stub(&self.name_of(id)),
+                };
+                dc.target_memkb = i.tot_pages * 4;
+                dc.max_memkb = i.max_pages * 4;
+                dc.max_vcpus = i.max_vcpu_id + 1;
+                dc.vcpus = i.nr_online_vcpus;
+                (id, xfmt::domain_config_json(&dc, &i.handle, nr_cpus()))
+            })
+            .collect();
+        out(&xfmt::list_long(&doms));
+    }
+
+    fn create(&mut self, path: &str, overrides: &[String], console: bool, paused: bool) {
+        let Some(dc) = self.load_config(path, overrides) else {
+            return;
         };
         if Names(&self.doms).domid_by_name(&dc.name).is_some() {
             return out(&format!(
@@ -773,6 +820,67 @@ impl Dom0 {
             }
         }
         out(&o);
+    }
+}
+
+/// The number of physical CPUs (`physinfo`), for affinity bitmaps.
+fn nr_cpus() -> usize {
+    p::physinfo().map(|i| i.nr_cpus as usize).unwrap_or(1)
+}
+
+/// `xenctx DOMID VCPU`: pause the domain, read the vCPU's context, unpause, print.
+fn xenctx(domid: &str, vcpu: u32, all: bool) {
+    let Ok(dom) = domid.parse::<u16>() else {
+        return out(&format!("xenctx: bad domid '{domid}'\n"));
+    };
+    if let Err(e) = p::pause(dom) {
+        return out(&format!("xenctx: cannot pause domain {dom}: {e:?}\n"));
+    }
+    let mut ctx = alloc::boxed::Box::new(zero_context());
+    let got = p::getvcpucontext(dom, vcpu, &mut ctx);
+    let _ = p::unpause(dom);
+    match got {
+        Ok(()) => out(&xfmt::xenctx(&ctx, all)),
+        Err(e) => out(&format!(
+            "xc_vcpu_getcontext(dom {dom}, vcpu {vcpu}): {}\n",
+            errno_text(e)
+        )),
+    }
+}
+
+/// strerror(3) for the errors `getvcpucontext` gives.
+fn errno_text(e: Errno) -> String {
+    match e.0 {
+        3 => "No such process".into(),
+        14 => "Bad address".into(),
+        16 => "Device or resource busy".into(),
+        22 => "Invalid argument".into(),
+        61 => "No data available".into(),
+        n => format!("error {n}"),
+    }
+}
+
+fn zero_context() -> xen_abi::xen::VcpuGuestContext {
+    xen_abi::xen::VcpuGuestContext {
+        fpu_ctxt: [0; 512],
+        flags: 0,
+        user_regs: Default::default(),
+        trap_ctxt: [Default::default(); 256],
+        ldt_base: 0,
+        ldt_ents: 0,
+        gdt_frames: [0; 16],
+        gdt_ents: 0,
+        kernel_ss: 0,
+        kernel_sp: 0,
+        ctrlreg: [0; 8],
+        debugreg: [0; 8],
+        event_callback_eip: 0,
+        failsafe_callback_eip: 0,
+        syscall_callback_eip: 0,
+        vm_assist: 0,
+        fs_base: 0,
+        gs_base_kernel: 0,
+        gs_base_user: 0,
     }
 }
 

@@ -10,7 +10,9 @@ use crate::guest::Outcome;
 use crate::probe;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use guest_sdk::xen_abi::errno::{EEXIST, EFAULT, EINVAL, ENOSYS, ESRCH};
-use guest_sdk::xen_abi::event_channel::{EVTCHNSTAT_CLOSED, EVTCHNSTAT_INTERDOMAIN, EVTCHNSTAT_VIRQ};
+use guest_sdk::xen_abi::event_channel::{
+    EVTCHNSTAT_CLOSED, EVTCHNSTAT_INTERDOMAIN, EVTCHNSTAT_VIRQ,
+};
 use guest_sdk::xen_abi::xen::{DOMID_SELF, VIRQ_TIMER};
 use guest_sdk::{events, hypercall, shared, time, traps};
 
@@ -290,7 +292,10 @@ pub fn evtchn_reset() -> Outcome {
     let ports = [virq, ipi, a, b, unbound];
     events::mask(ipi);
     events::send(ipi).map_err(e("send ipi"))?;
-    ensure!(events::is_pending(ipi), "IPI port {ipi} not pending after send");
+    ensure!(
+        events::is_pending(ipi),
+        "IPI port {ipi} not pending after send"
+    );
     let none = events::reset(1234);
     ensure!(
         none == Err(ESRCH),
