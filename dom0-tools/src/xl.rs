@@ -232,6 +232,16 @@ pub enum Command {
         /// `-a`/`--all`: control and debug registers too.
         all: bool,
     },
+    /// `bench-create <ConfigFile> [N]` (this toolstack's own): create the domain N times
+    /// (default 5), each time measuring from the start of the create to the guest's
+    /// first console output in TSC cycles (instructions under QEMU's `-icount`), then
+    /// destroy it; prints a `bench:` line.
+    BenchCreate {
+        /// The config file.
+        config_file: String,
+        /// Rounds.
+        rounds: u32,
+    },
     /// A command Xen has that this toolstack does not have yet.
     NotYet {
         /// Its name (`block-attach`, `xenstore-ls`...).
@@ -908,6 +918,21 @@ pub fn parse_line(line: &str) -> Parsed {
     }
     if first == "xenctx" {
         return parse_xenctx(rest);
+    }
+    if first == "bench-create" {
+        let usage = "usage: bench-create <ConfigFile> [ROUNDS]\n";
+        let rounds = match rest.get(1).map(|r| r.parse::<u32>()) {
+            None => 5,
+            Some(Ok(n)) if (1..=1000).contains(&n) => n,
+            Some(_) => return Parsed::Print(Failure::err(usage, 2)),
+        };
+        return match rest.first() {
+            Some(f) if rest.len() <= 2 => Parsed::Run(Command::BenchCreate {
+                config_file: f.clone(),
+                rounds,
+            }),
+            _ => Parsed::Print(Failure::err(usage, 2)),
+        };
     }
     if TOOLS_NOT_YET.contains(&first.as_str()) {
         return Parsed::Run(Command::NotYet {

@@ -359,3 +359,26 @@ fn xenctx_lines() {
     assert!(fail("xenctx -q 1").stderr.contains("unrecognized option"));
     assert_eq!(fail("xenctx -h").stdout, xl::XENCTX_USAGE);
 }
+
+#[test]
+fn bench_create_lines() {
+    assert_eq!(
+        run("bench-create /etc/xen/hello.cfg 3"),
+        Command::BenchCreate {
+            config_file: "/etc/xen/hello.cfg".into(),
+            rounds: 3
+        }
+    );
+    assert_eq!(
+        run("bench-create /etc/xen/hello.cfg"),
+        Command::BenchCreate {
+            config_file: "/etc/xen/hello.cfg".into(),
+            rounds: 5
+        }
+    );
+    assert!(fail("bench-create")
+        .stderr
+        .starts_with("usage: bench-create"));
+    assert!(fail("bench-create f 0").stderr.starts_with("usage"));
+    assert!(fail("bench-create f x").stderr.starts_with("usage"));
+}

@@ -346,3 +346,64 @@ fn a_four_vcpu_domain_runs_on_all_four_cpus_on_ours() {
 fn a_four_vcpu_domain_runs_on_all_four_cpus_on_real_xen_4_17() {
     four_vcpus("xen-4.17");
 }
+
+/// (f) `xl reboot` restarts a guest per `on_reboot` (a new domain of the same name),
+/// `xl shutdown` ends it per `on_poweroff`, and a wrong name is an error that changes
+/// nothing.
+fn reboot_and_shutdown(hv: &str) {
+    let mut s = boot("reboot", hv);
+    create(&mut s, "/etc/xen/ticker.cfg");
+    let first = domid(&mut s, "ticker");
+    let out = s.xl("xl reboot ticker", T);
+    assert!(
+        out.contains(&format!("Rebooting domain {first}")),
+        "[{hv}] {out}"
+    );
+    s.expect(
+        &format!("xl: domain {first} (ticker) has shut down, reason code 1 (reboot): restart"),
+        T,
+    );
+    s.expect("xl> ", T);
+    let again = domid(&mut s, "ticker");
+    assert!(
+        again > first,
+        "[{hv}] rebooted as a new domain: {first} -> {again}"
+    );
+    let t = ticks(&console_for(&mut s, "ticker", Duration::from_secs(3)));
+    assert!(
+        !t.is_empty() && t[0] <= 3,
+        "[{hv}] the rebooted ticker starts over: {t:?}"
+    );
+    let bad = s.xl("xl shutdown nosuch", T);
+    assert!(
+        bad.contains("nosuch is an invalid domain identifier"),
+        "[{hv}] {bad}"
+    );
+    let out = s.xl("xl shutdown ticker", T);
+    assert!(
+        out.contains(&format!("Shutting down domain {again}")),
+        "[{hv}] {out}"
+    );
+    s.expect(
+        &format!("xl: domain {again} (ticker) has shut down, reason code 0 (poweroff): destroy"),
+        T,
+    );
+    s.expect("xl> ", T);
+    let list = s.xl("xl list", T);
+    assert!(
+        !list.contains("ticker"),
+        "[{hv}] still listed after shutdown:\n{list}"
+    );
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn xl_reboot_restarts_and_xl_shutdown_ends_a_guest_on_ours() {
+    reboot_and_shutdown("hypervisor");
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn xl_reboot_restarts_and_xl_shutdown_ends_a_guest_on_real_xen_4_17() {
+    reboot_and_shutdown("xen-4.17");
+}

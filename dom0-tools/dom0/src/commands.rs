@@ -30,6 +30,8 @@ pub struct Dom {
     cfg: DomainConfig,
     console: Option<Console>,
     created_ns: u64,
+    /// TSC when its first console output was seen (`bench-create`).
+    first_output_tsc: Option<u64>,
 }
 
 /// dom0's toolstack state.
@@ -183,6 +185,9 @@ impl Dom0 {
                 buf.clear();
                 if !c.drain(&mut buf) {
                     break;
+                }
+                if d.first_output_tsc.is_none() && !buf.is_empty() {
+                    d.first_output_tsc = Some(guest_sdk::time::rdtsc());
                 }
                 if attached == Some(*id) {
                     write_bytes(&buf);
@@ -412,6 +417,9 @@ impl Dom0 {
             },
             Command::Help { command } => out(&xl::help(command.as_deref())),
             Command::Xenctx { domid, vcpu, all } => xenctx(&domid, vcpu, all),
+            Command::BenchCreate { config_file, rounds } => {
+                self.bench_create(&config_file, rounds)
+            }
             Command::NotYet { command } => out(&xl::not_yet_message(&command)),
             Command::VcpuPin {
                 domain,
@@ -571,6 +579,53 @@ impl Dom0 {
         out(&xfmt::list_long(&doms));
     }
 
+    /// `bench-create FILE N`: N rounds of create, wait for the guest's first console
+    /// output, destroy. Prints `bench: domain_create_first_output cycles=AVG min=MIN
+    /// max=MAX iters=N` (TSC cycles from the start of the create).
+    fn bench_create(&mut self, path: &str, rounds: u32) {
+        const GIVE_UP_NS: u64 = 60_000_000_000;
+        let mut samples = Vec::new();
+        for _ in 0..rounds {
+            let before: Vec<u32> = self.doms.keys().copied().collect();
+            let t0 = guest_sdk::time::rdtsc();
+            self.create(path, &[], false, false);
+            let Some(id) = self.doms.keys().copied().find(|k| !before.contains(k)) else {
+                return out("bench-create: the domain was not created\n");
+            };
+            let deadline = now_ns() + GIVE_UP_NS;
+            let first = loop {
+                self.poll_consoles();
+                let Some(d) = self.doms.get(&id) else {
+                    break None;
+                };
+                if let Some(t) = d.first_output_tsc {
+                    break Some(t);
+                }
+                let Some(port) = d.console.as_ref().map(|c| c.port) else {
+                    break None;
+                };
+                if now_ns() > deadline {
+                    break None;
+                }
+                let _ = guest_sdk::sched::poll(&[port], now_ns() + 100_000_000);
+            };
+            self.destroy(id);
+            match first {
+                Some(t) => samples.push(t.saturating_sub(t0)),
+                None => return out(&format!("bench-create: domain {id} printed nothing\n")),
+            }
+        }
+        let n = samples.len() as u64;
+        let (min, max) = (
+            samples.iter().copied().min().unwrap_or(0),
+            samples.iter().copied().max().unwrap_or(0),
+        );
+        let avg = samples.iter().sum::<u64>() / n.max(1);
+        out(&format!(
+            "bench: domain_create_first_output cycles={avg} min={min} max={max} iters={n}\n"
+        ));
+    }
+
     fn create(&mut self, path: &str, overrides: &[String], console: bool, paused: bool) {
         let Some(dc) = self.load_config(path, overrides) else {
             return;
@@ -615,6 +670,7 @@ impl Dom0 {
                 cfg: dc,
                 console: console_be,
                 created_ns: now_ns(),
+                first_output_tsc: None,
             },
         );
         if !paused {
