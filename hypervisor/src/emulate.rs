@@ -292,7 +292,10 @@ pub fn privileged_op(d: &mut Domain, vi: usize, regs: &mut crate::arch::percpu::
             } else {
                 4
             };
-            if !iopl_ok(v) || port_denied(port, size) {
+            // As Xen's `guest_io_okay`: the virtual IOPL alone is not enough, the domain
+            // must hold the ports too. Only the control domain (Xen's hardware domain)
+            // does; a domU that raised its IOPL still gets #GP.
+            if !iopl_ok(v) || !d.privileged || port_denied(port, size) {
                 return Emulated::No;
             }
             let is_in = matches!(op, 0xe4 | 0xe5 | 0xec | 0xed);
