@@ -8,7 +8,8 @@
 //! - [`shell`]: the console line editor and console-attach switch;
 //! - [`archive`]: the dom0 ramdisk (cpio newc); [`elf`]: PV kernel images and their Xen
 //!   notes; [`builder`]: the start-of-day layout of a new domain; [`conring`]: the console
-//!   ring's index arithmetic.
+//!   ring's index arithmetic; [`xenstore`]: xenstored's store, permissions, watches,
+//!   transactions, quotas and domain connections, driven by XenStore wire messages.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -20,5 +21,10 @@ pub mod cfg;
 pub mod conring;
 pub mod elf;
 pub mod fmt;
+/// PCI configuration space (mechanism #1): enumeration, BAR sizing, capabilities.
+pub mod pci;
 pub mod shell;
+/// Legacy virtio-pci devices: split virtqueue, transport, virtio-blk driver.
+pub mod virtio;
+pub mod xenstore;
 pub mod xl;

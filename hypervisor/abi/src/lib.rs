@@ -18,6 +18,7 @@ pub mod errno;
 pub mod event_channel;
 pub mod grant_table;
 pub mod hypercall;
+pub mod io;
 pub mod memory;
 pub mod mm;
 pub mod physdev;
@@ -27,6 +28,7 @@ pub mod vcpu;
 pub mod version;
 pub mod wire;
 pub mod xen;
+pub mod xs_wire;
 
 pub use errno::Errno;
 pub use xen::DomId;

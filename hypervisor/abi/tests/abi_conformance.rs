@@ -117,6 +117,23 @@ fn structs() -> Vec<Struct> {
         // io/console.h
         s!(XenconsInterface => "struct xencons_interface" { in_ => "in", out, in_cons, in_prod,
             out_cons, out_prod }),
+        // io/xs_wire.h
+        s!(xs_wire::XsdSockmsg => "struct xsd_sockmsg" { type_ => "type", req_id, tx_id, len }),
+        s!(xs_wire::XenstoreDomainInterface => "struct xenstore_domain_interface" { req, rsp,
+            req_cons, req_prod, rsp_cons, rsp_prod, server_features, connection, error }),
+        // io/blkif.h, io/ring.h
+        s!(io::blkif::BlkifRequestSegment => "struct blkif_request_segment" { gref, first_sect,
+            last_sect }),
+        s!(io::blkif::BlkifRequest => "struct blkif_request" { operation, nr_segments, handle,
+            id, sector_number, seg }),
+        s!(io::blkif::BlkifRequestDiscard => "struct blkif_request_discard" { operation, flag,
+            handle, id, sector_number, nr_sectors }),
+        s!(io::blkif::BlkifRequestIndirect => "struct blkif_request_indirect" { operation,
+            indirect_op, nr_segments, id, sector_number, handle, indirect_grefs }),
+        s!(io::blkif::BlkifResponse => "struct blkif_response" { id, operation, status }),
+        s!(io::blkif::BlkifSringEntry => "union blkif_sring_entry" {}),
+        s!(io::blkif::BlkifSring => "struct blkif_sring" { req_prod, req_event, rsp_prod,
+            rsp_event, pvt => "pvt.pvt_pad", pad => "__pad", ring }),
         // event_channel.h
         s!(EvtchnAllocUnbound => "struct evtchn_alloc_unbound" { dom, remote_dom, port }),
         s!(EvtchnBindInterdomain => "struct evtchn_bind_interdomain" { remote_dom, remote_port,
@@ -884,7 +901,144 @@ fn constants() -> Vec<(&'static str, i128)> {
         k!(XEN_ENOTCONN = errno::ENOTCONN.0),
         k!(XEN_ETIMEDOUT = errno::ETIMEDOUT.0),
         k!(XEN_ECONNREFUSED = errno::ECONNREFUSED.0),
+        // io/xs_wire.h
+        k!(XS_CONTROL = xs_wire::XS_CONTROL),
+        k!(XS_DEBUG = xs_wire::XS_DEBUG),
+        k!(XS_DIRECTORY = xs_wire::XS_DIRECTORY),
+        k!(XS_READ = xs_wire::XS_READ),
+        k!(XS_GET_PERMS = xs_wire::XS_GET_PERMS),
+        k!(XS_WATCH = xs_wire::XS_WATCH),
+        k!(XS_UNWATCH = xs_wire::XS_UNWATCH),
+        k!(XS_TRANSACTION_START = xs_wire::XS_TRANSACTION_START),
+        k!(XS_TRANSACTION_END = xs_wire::XS_TRANSACTION_END),
+        k!(XS_INTRODUCE = xs_wire::XS_INTRODUCE),
+        k!(XS_RELEASE = xs_wire::XS_RELEASE),
+        k!(XS_GET_DOMAIN_PATH = xs_wire::XS_GET_DOMAIN_PATH),
+        k!(XS_WRITE = xs_wire::XS_WRITE),
+        k!(XS_MKDIR = xs_wire::XS_MKDIR),
+        k!(XS_RM = xs_wire::XS_RM),
+        k!(XS_SET_PERMS = xs_wire::XS_SET_PERMS),
+        k!(XS_WATCH_EVENT = xs_wire::XS_WATCH_EVENT),
+        k!(XS_ERROR = xs_wire::XS_ERROR),
+        k!(XS_IS_DOMAIN_INTRODUCED = xs_wire::XS_IS_DOMAIN_INTRODUCED),
+        k!(XS_RESUME = xs_wire::XS_RESUME),
+        k!(XS_SET_TARGET = xs_wire::XS_SET_TARGET),
+        k!(XS_RESET_WATCHES = xs_wire::XS_RESET_WATCHES),
+        k!(XS_DIRECTORY_PART = xs_wire::XS_DIRECTORY_PART),
+        k!(XS_TYPE_COUNT = xs_wire::XS_TYPE_COUNT),
+        k!(XS_INVALID = xs_wire::XS_INVALID),
+        k!(XS_WATCH_PATH = xs_wire::XS_WATCH_PATH),
+        k!(XS_WATCH_TOKEN = xs_wire::XS_WATCH_TOKEN),
+        k!(XENSTORE_RING_SIZE = xs_wire::XENSTORE_RING_SIZE),
+        k!(XENSTORE_PAYLOAD_MAX = xs_wire::XENSTORE_PAYLOAD_MAX),
+        k!(XENSTORE_ABS_PATH_MAX = xs_wire::XENSTORE_ABS_PATH_MAX),
+        k!(XENSTORE_REL_PATH_MAX = xs_wire::XENSTORE_REL_PATH_MAX),
+        k!(XENSTORE_SERVER_FEATURE_RECONNECTION = xs_wire::XENSTORE_SERVER_FEATURE_RECONNECTION),
+        k!(XENSTORE_SERVER_FEATURE_ERROR = xs_wire::XENSTORE_SERVER_FEATURE_ERROR),
+        k!(XENSTORE_CONNECTED = xs_wire::XENSTORE_CONNECTED),
+        k!(XENSTORE_RECONNECT = xs_wire::XENSTORE_RECONNECT),
+        k!(XENSTORE_ERROR_NONE = xs_wire::XENSTORE_ERROR_NONE),
+        k!(XENSTORE_ERROR_COMM = xs_wire::XENSTORE_ERROR_COMM),
+        k!(XENSTORE_ERROR_RINGIDX = xs_wire::XENSTORE_ERROR_RINGIDX),
+        k!(XENSTORE_ERROR_PROTO = xs_wire::XENSTORE_ERROR_PROTO),
+        (
+            "MASK_XENSTORE_IDX(0x12345)",
+            xs_wire::mask_xenstore_idx(0x12345) as i128,
+        ),
+        // xs_wire.h's xsd_errors[] table: its length and each entry's errno, in order
+        // (the names are C's `#x` of those errno macros).
+        (
+            "sizeof(xsd_errors)/sizeof(xsd_errors[0])",
+            xs_wire::XSD_ERRORS.len() as i128,
+        ),
+        // io/blkif.h, io/ring.h
+        k!(BLKIF_OP_READ = io::blkif::BLKIF_OP_READ),
+        k!(BLKIF_OP_WRITE = io::blkif::BLKIF_OP_WRITE),
+        k!(BLKIF_OP_WRITE_BARRIER = io::blkif::BLKIF_OP_WRITE_BARRIER),
+        k!(BLKIF_OP_FLUSH_DISKCACHE = io::blkif::BLKIF_OP_FLUSH_DISKCACHE),
+        k!(BLKIF_OP_RESERVED_1 = io::blkif::BLKIF_OP_RESERVED_1),
+        k!(BLKIF_OP_DISCARD = io::blkif::BLKIF_OP_DISCARD),
+        k!(BLKIF_OP_INDIRECT = io::blkif::BLKIF_OP_INDIRECT),
+        k!(BLKIF_MAX_SEGMENTS_PER_REQUEST = io::blkif::BLKIF_MAX_SEGMENTS_PER_REQUEST),
+        k!(BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST = io::blkif::BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST),
+        k!(BLKIF_DISCARD_SECURE = io::blkif::BLKIF_DISCARD_SECURE),
+        k!(BLKIF_RSP_EOPNOTSUPP = io::blkif::BLKIF_RSP_EOPNOTSUPP),
+        k!(BLKIF_RSP_ERROR = io::blkif::BLKIF_RSP_ERROR),
+        k!(BLKIF_RSP_OKAY = io::blkif::BLKIF_RSP_OKAY),
+        k!(VDISK_CDROM = io::blkif::VDISK_CDROM),
+        k!(VDISK_REMOVABLE = io::blkif::VDISK_REMOVABLE),
+        k!(VDISK_READONLY = io::blkif::VDISK_READONLY),
+        k!(XEN_PAGE_SHIFT = io::ring::XEN_PAGE_SHIFT),
+        (
+            "__CONST_RING_SIZE(blkif,4096)",
+            io::blkif::BLKIF_RING_SIZE as i128,
+        ),
+        (
+            "__CONST_RING_SIZE(blkif,8192)",
+            io::ring::ring_size(8192, 112) as i128,
+        ),
+        (
+            "offsetof(blkif_sring_t,ring)",
+            io::ring::SRING_HEADER_SIZE as i128,
+        ),
+        (
+            "sizeof(((blkif_sring_t*)0)->ring[0])",
+            io::blkif::BLKIF_SRING_ENTRY_SIZE as i128,
+        ),
+        (
+            "(1<<XEN_PAGE_SHIFT)/sizeof(((blkif_request_t*)0)->seg[0])",
+            io::blkif::BLKIF_SEGS_PER_INDIRECT_FRAME as i128,
+        ),
+        ("__RD32(36)", io::ring::rd32(36) as i128),
+        ("__RD32(0x12345678)", io::ring::rd32(0x1234_5678) as i128),
+        ("__RD32(1)", io::ring::rd32(1) as i128),
+        (
+            "XEN_FLEX_RING_SIZE(1)",
+            io::ring::xen_flex_ring_size(1) as i128,
+        ),
+        // io/protocols.h: the strings' lengths (sizeof a literal counts its NUL).
+        (
+            "sizeof(XEN_IO_PROTO_ABI_X86_32)-1",
+            io::protocols::XEN_IO_PROTO_ABI_X86_32.len() as i128,
+        ),
+        (
+            "sizeof(XEN_IO_PROTO_ABI_X86_64)-1",
+            io::protocols::XEN_IO_PROTO_ABI_X86_64.len() as i128,
+        ),
+        (
+            "sizeof(XEN_IO_PROTO_ABI_NATIVE)-1",
+            io::protocols::XEN_IO_PROTO_ABI_NATIVE.len() as i128,
+        ),
     ]
+    .into_iter()
+    .chain(xsd_errors_errnums())
+    .collect()
+}
+
+/// `("xsd_errors[i].errnum", value)` for each entry of [`xs_wire::XSD_ERRORS`].
+fn xsd_errors_errnums() -> Vec<(&'static str, i128)> {
+    const KEYS: [&str; 16] = [
+        "xsd_errors[0].errnum",
+        "xsd_errors[1].errnum",
+        "xsd_errors[2].errnum",
+        "xsd_errors[3].errnum",
+        "xsd_errors[4].errnum",
+        "xsd_errors[5].errnum",
+        "xsd_errors[6].errnum",
+        "xsd_errors[7].errnum",
+        "xsd_errors[8].errnum",
+        "xsd_errors[9].errnum",
+        "xsd_errors[10].errnum",
+        "xsd_errors[11].errnum",
+        "xsd_errors[12].errnum",
+        "xsd_errors[13].errnum",
+        "xsd_errors[14].errnum",
+        "xsd_errors[15].errnum",
+    ];
+    KEYS.iter()
+        .zip(xs_wire::XSD_ERRORS)
+        .map(|(k, e)| (*k, e.errnum.0 as i128))
+        .collect()
 }
 
 const HEADERS: &[&str] = &[
@@ -900,6 +1054,11 @@ const HEADERS: &[&str] = &[
     "xen/elfnote.h",
     "xen/features.h",
     "xen/io/console.h",
+    // libc's errno.h first: xs_wire.h defines its `xsd_errors` table only `#ifdef EINVAL`.
+    "errno.h",
+    "xen/io/xs_wire.h",
+    "xen/io/blkif.h",
+    "xen/io/protocols.h",
     "xen/domctl.h",
     "xen/sysctl.h",
 ];
@@ -1031,6 +1190,21 @@ fn layouts_and_constants_match_xen_headers() {
         structs.len(),
         checked
     );
+}
+
+/// `io::ring::SringHeader` (no C struct of its own) lies exactly over the head of
+/// `struct blkif_sring`, whose layout the header check above pins.
+#[test]
+fn sring_header_is_the_head_of_every_sring() {
+    use io::blkif::BlkifSring as B;
+    use io::ring::SringHeader as H;
+    assert_eq!(size_of::<H>(), offset_of!(B, ring));
+    assert_eq!(offset_of!(H, req_prod), offset_of!(B, req_prod));
+    assert_eq!(offset_of!(H, req_event), offset_of!(B, req_event));
+    assert_eq!(offset_of!(H, rsp_prod), offset_of!(B, rsp_prod));
+    assert_eq!(offset_of!(H, rsp_event), offset_of!(B, rsp_event));
+    assert_eq!(offset_of!(H, pvt), offset_of!(B, pvt));
+    assert_eq!(offset_of!(H, pad), offset_of!(B, pad));
 }
 
 /// Layouts Xen keeps outside its public headers: pinned here by hand.

@@ -1,0 +1,9 @@
+//! Split-driver I/O protocols (`xen/io/*.h`): the generic shared ring and the block
+//! interface.
+//!
+//! These are layouts and constants only. The ring *logic* (private indices, the
+//! event-index notification rule, checks against a hostile peer) lives in `pv-drivers`.
+
+pub mod blkif;
+pub mod protocols;
+pub mod ring;
