@@ -400,6 +400,94 @@ pub fn xenctx(c: &xen_abi::xen::VcpuGuestContext, all: bool) -> String {
 
 // ---------------------------------------------------------------------------------------
 
+/// What `xenstore-ls` needs from a store.
+pub trait StoreView {
+    /// Children of `path`, or Xen's error name.
+    fn directory(&mut self, path: &str) -> Result<Vec<String>, String>;
+    /// Value of `path`.
+    fn read(&mut self, path: &str) -> Result<Vec<u8>, String>;
+    /// Permission entries of `path` (`n0`, `r1`...).
+    fn perms(&mut self, path: &str) -> Result<Vec<String>, String>;
+}
+
+/// `sanitise_value`: printable ASCII as is, `\` doubled, anything else `\xNN` (and
+/// `\t`, `\n`, `\r` by name), as xenstore-ls shows values.
+pub fn xenstore_sanitise(v: &[u8]) -> String {
+    let mut o = String::new();
+    for &b in v {
+        match b {
+            b'\\' => o.push_str("\\\\"),
+            b'\t' => o.push_str("\\t"),
+            b'\n' => o.push_str("\\n"),
+            b'\r' => o.push_str("\\r"),
+            0x20..=0x7e => o.push(b as char),
+            _ => {
+                let _ = write!(o, "\\x{b:02x}");
+            }
+        }
+    }
+    o
+}
+
+/// `xenstore-ls [-f] [-p] PATH` (`do_ls`, output not to a terminal so never truncated):
+/// one line per node below `path`, indented one space per level (`-f`: full paths
+/// instead), `name = "value"`, with `-p` the permissions in parentheses. A node that
+/// vanishes or cannot be listed below the top is skipped, as C does; at the top the
+/// error is returned.
+pub fn xenstore_ls(
+    s: &mut dyn StoreView,
+    path: &str,
+    full: bool,
+    perms: bool,
+) -> Result<String, String> {
+    let mut out = String::new();
+    ls_level(s, path, 0, full, perms, &mut out)?;
+    Ok(out)
+}
+
+fn ls_level(
+    s: &mut dyn StoreView,
+    path: &str,
+    depth: usize,
+    full: bool,
+    show_perms: bool,
+    out: &mut String,
+) -> Result<(), String> {
+    let children = match s.directory(path) {
+        Ok(c) => c,
+        Err(e) if depth > 0 && (e == "ENOENT" || e == "EACCES") => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for c in children {
+        let sep = if path.ends_with('/') { "" } else { "/" };
+        let child = format!("{path}{sep}{c}");
+        if full {
+            out.push_str(&child);
+        } else {
+            for _ in 0..depth {
+                out.push(' ');
+            }
+            out.push_str(&c);
+        }
+        match s.read(&child) {
+            Err(_) => out.push(':'),
+            Ok(v) => {
+                let _ = write!(out, " = \"{}\"", xenstore_sanitise(&v));
+                if show_perms {
+                    if let Ok(p) = s.perms(&child) {
+                        let _ = write!(out, "  ({})", p.join(","));
+                    }
+                }
+            }
+        }
+        out.push('\n');
+        ls_level(s, &child, depth + 1, full, show_perms, out)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+
 /// What `xl info` shows (`uname`, `physinfo`, `xen_version`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HostInfo {

@@ -242,6 +242,17 @@ pub enum Command {
         /// Rounds.
         rounds: u32,
     },
+    /// Xen's XenStore tools: `xenstore-ls [-f] [-p] [PATH]`, `xenstore-read PATH...`,
+    /// `xenstore-write PATH VALUE...`, `xenstore-rm PATH...`, `xenstore-list PATH`,
+    /// `xenstore-exists PATH`, `xenstore-chmod PATH PERM...`, run against dom0's xenstored.
+    Xenstore {
+        /// `ls`, `read`, `write`, `rm`, `list`, `exists` or `chmod`.
+        tool: String,
+        /// Option letters given (`f`, `p`, `s`...).
+        flags: String,
+        /// The other arguments.
+        args: Vec<String>,
+    },
     /// A command Xen has that this toolstack does not have yet.
     NotYet {
         /// Its name (`block-attach`, `xenstore-ls`...).
@@ -557,18 +568,7 @@ const XL_NOT_YET: &[&str] = &[
 ];
 
 /// Xen's other dom0 tools this shell recognises but does not have yet.
-const TOOLS_NOT_YET: &[&str] = &[
-    "xenstore-ls",
-    "xenstore-read",
-    "xenstore-write",
-    "xenstore-rm",
-    "xenstore-list",
-    "xenstore-exists",
-    "xenstore-chmod",
-    "xenstore-watch",
-    "xentop",
-    "xenconsole",
-];
+const TOOLS_NOT_YET: &[&str] = &["xenstore-watch", "xentop", "xenconsole"];
 
 /// The message for a recognised command this toolstack does not have yet.
 pub fn not_yet_message(command: &str) -> String {
@@ -934,12 +934,71 @@ pub fn parse_line(line: &str) -> Parsed {
             _ => Parsed::Print(Failure::err(usage, 2)),
         };
     }
+    if let Some(tool) = first.strip_prefix("xenstore-") {
+        if XENSTORE_TOOLS.contains(&tool) {
+            return parse_xenstore(tool, rest);
+        }
+    }
     if TOOLS_NOT_YET.contains(&first.as_str()) {
         return Parsed::Run(Command::NotYet {
             command: first.clone(),
         });
     }
     parse_xl(&words)
+}
+
+/// The `xenstore-*` tools this shell has.
+const XENSTORE_TOOLS: &[&str] = &["ls", "read", "write", "rm", "list", "exists", "chmod"];
+
+/// `xenstore-TOOL [-opts] ARGS`: options first, as Xen's `xenstore_client` takes them
+/// (`ls`: `-f` full paths, `-p` permissions; `rm`: `-t` remove empty parents too;
+/// `read`/`list`: `-p` prefix, `-s`/`-R` accepted).
+fn parse_xenstore(tool: &str, words: &[String]) -> Parsed {
+    let usage = match tool {
+        "ls" => "Usage: xenstore-ls [-h] [-f] [-p] [-s] [path]\n",
+        "read" => "Usage: xenstore-read [-h] [-p] [-s] [-R] key [...]\n",
+        "write" => "Usage: xenstore-write [-h] [-s] [-R] key value [...]\n",
+        "rm" => "Usage: xenstore-rm [-h] [-s] [-t] key [...]\n",
+        "list" => "Usage: xenstore-list [-h] [-p] [-s] key [...]\n",
+        "exists" => "Usage: xenstore-exists [-h] [-s] key [...]\n",
+        _ => "Usage: xenstore-chmod [-h] [-s] [-r] key <mode [modes...]>\n",
+    };
+    let mut flags = String::new();
+    let mut args = Vec::new();
+    for w in words {
+        match w.strip_prefix('-') {
+            Some(o) if args.is_empty() && !o.is_empty() => {
+                for c in o.chars() {
+                    if c == 'h' {
+                        return Parsed::Print(Failure {
+                            stdout: usage.into(),
+                            stderr: String::new(),
+                            status: 0,
+                        });
+                    }
+                    if !"fpsRtr".contains(c) {
+                        return Parsed::Print(Failure::err(usage, 1));
+                    }
+                    flags.push(c);
+                }
+            }
+            _ => args.push(w.clone()),
+        }
+    }
+    let ok = match tool {
+        "ls" => args.len() <= 1,
+        "write" => !args.is_empty() && args.len() % 2 == 0,
+        "chmod" => args.len() >= 2,
+        _ => !args.is_empty(),
+    };
+    if !ok {
+        return Parsed::Print(Failure::err(usage, 1));
+    }
+    Parsed::Run(Command::Xenstore {
+        tool: tool.into(),
+        flags,
+        args,
+    })
 }
 
 /// `xenctx`'s usage line (its `usage()`, first line).

@@ -314,3 +314,64 @@ fn zero_context() -> xen_abi::xen::VcpuGuestContext {
         gs_base_user: 0,
     }
 }
+
+struct Fake(std::collections::BTreeMap<String, (Vec<u8>, Vec<String>)>);
+
+impl fmt::StoreView for Fake {
+    fn directory(&mut self, path: &str) -> Result<Vec<String>, String> {
+        if !self.0.contains_key(path) {
+            return Err("ENOENT".into());
+        }
+        let pre = if path == "/" {
+            "/".to_string()
+        } else {
+            format!("{path}/")
+        };
+        Ok(self
+            .0
+            .keys()
+            .filter_map(|k| k.strip_prefix(&pre))
+            .filter(|r| !r.is_empty() && !r.contains('/'))
+            .map(String::from)
+            .collect())
+    }
+    fn read(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        self.0.get(path).map(|v| v.0.clone()).ok_or("ENOENT".into())
+    }
+    fn perms(&mut self, path: &str) -> Result<Vec<String>, String> {
+        self.0.get(path).map(|v| v.1.clone()).ok_or("ENOENT".into())
+    }
+}
+
+#[test]
+fn xenstore_ls_indents_and_escapes_as_xenstore_ls() {
+    let mut m = std::collections::BTreeMap::new();
+    for (k, v) in [
+        ("/", ""),
+        ("/local", ""),
+        ("/local/domain", ""),
+        ("/local/domain/1", ""),
+        ("/local/domain/1/name", "ticker"),
+        ("/local/domain/1/odd", "a\\b\n\u{1}"),
+    ] {
+        m.insert(
+            k.to_string(),
+            (v.as_bytes().to_vec(), vec!["n0".into(), "r1".into()]),
+        );
+    }
+    let mut f = Fake(m);
+    let out = fmt::xenstore_ls(&mut f, "/", false, false).unwrap();
+    assert_eq!(
+        out,
+        "local = \"\"\n domain = \"\"\n  1 = \"\"\n   name = \"ticker\"\n   odd = \"a\\\\b\\n\\x01\"\n"
+    );
+    let full = fmt::xenstore_ls(&mut f, "/local/domain/1", true, true).unwrap();
+    assert_eq!(
+        full,
+        "/local/domain/1/name = \"ticker\"  (n0,r1)\n/local/domain/1/odd = \"a\\\\b\\n\\x01\"  (n0,r1)\n"
+    );
+    assert_eq!(
+        fmt::xenstore_ls(&mut f, "/nosuch", false, false),
+        Err("ENOENT".into())
+    );
+}

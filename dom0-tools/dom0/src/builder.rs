@@ -24,12 +24,12 @@ pub struct Built {
     pub console_mfn: u64,
     /// See `console_mfn`.
     pub console_port: u32,
-    /// Its store ring frame and channel (no xenstored yet; kept for it).
-    #[allow(dead_code)]
+    /// Its store ring frame and channel (its end), for xenstored's introduce.
     pub store_mfn: u64,
     /// See `store_mfn`.
-    #[allow(dead_code)]
     pub store_port: u32,
+    /// The domain handle (UUID) it was created with.
+    pub handle: [u8; 16],
 }
 
 fn errno(what: &str, e: Errno) -> String {
@@ -62,7 +62,10 @@ pub fn build(cfg: &DomainConfig, img: &[u8]) -> Result<Built, String> {
     let domid = p::createdomain(0, &p::pv_config(vcpus, handle))
         .map_err(|e| errno("XEN_DOMCTL_createdomain", e))?;
     match build_in(domid, cfg, vcpus, img, &kernel, &layout) {
-        Ok(b) => Ok(b),
+        Ok(mut b) => {
+            b.handle = handle;
+            Ok(b)
+        }
         Err(e) => {
             let _ = p::destroydomain(domid);
             Err(e)
@@ -170,6 +173,7 @@ fn build_in(
         console_port,
         store_mfn: mfn_of(layout.xenstore_pfn),
         store_port,
+        handle: [0; 16],
     })
 }
 

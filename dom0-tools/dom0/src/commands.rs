@@ -4,6 +4,7 @@
 
 use crate::builder;
 use crate::console::Console;
+use crate::xenstored::Xenstored;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -39,6 +40,7 @@ pub struct Dom0 {
     ramdisk: &'static [u8],
     doms: BTreeMap<u32, Dom>,
     shell: Shell,
+    xs: Xenstored,
 }
 
 fn out(s: &str) {
@@ -106,7 +108,195 @@ impl Dom0 {
             ramdisk,
             doms: BTreeMap::new(),
             shell: Shell::new(PROMPT),
+            xs: Xenstored::new(),
         }
+    }
+
+    /// A store channel fired: serve the domains' XenStore requests.
+    pub fn poll_store(&mut self) {
+        self.xs.poll();
+    }
+
+    /// Write a new domain's XenStore entries as libxl does (`libxl__domain_make` and the
+    /// build's `libxl__build_post`), then introduce it to xenstored. Entries the guest may
+    /// write (`control`, `data`, `device` frontends) are its own; the rest it may only
+    /// read.
+    fn store_domain(
+        &mut self,
+        id: u32,
+        dc: &DomainConfig,
+        b: &builder::Built,
+    ) -> Result<(), String> {
+        let dom = dom0_tools::xenstore::domain_path(id);
+        let vm = format!("/vm/{}", xfmt::uuid_string(&b.handle));
+        let ro = [String::from("n0"), format!("r{id}")];
+        let rw = [format!("n{id}")];
+        let ro: Vec<&str> = ro.iter().map(String::as_str).collect();
+        let rw: Vec<&str> = rw.iter().map(String::as_str).collect();
+        let xs = &mut self.xs;
+        let e = |r: Result<(), String>, what: &str| r.map_err(|err| format!("{what}: {err}"));
+        for path in [dom.clone(), vm.clone()] {
+            e(xs.mkdir(&path), &path)?;
+            e(xs.set_perms(&path, &ro), &path)?;
+        }
+        let entries: Vec<(String, String)> = alloc::vec![
+            (format!("{vm}/name"), dc.name.clone()),
+            (format!("{vm}/uuid"), xfmt::uuid_string(&b.handle)),
+            (format!("{dom}/vm"), vm.clone()),
+            (format!("{dom}/name"), dc.name.clone()),
+            (format!("{dom}/domid"), format!("{id}")),
+            (
+                format!("{dom}/memory/static-max"),
+                format!("{}", dc.max_memkb)
+            ),
+            (
+                format!("{dom}/memory/target"),
+                format!("{}", dc.target_memkb)
+            ),
+            (format!("{dom}/store/port"), format!("{}", b.store_port)),
+            (format!("{dom}/store/ring-ref"), format!("{}", b.store_mfn)),
+            (format!("{dom}/console/port"), format!("{}", b.console_port)),
+            (
+                format!("{dom}/console/ring-ref"),
+                format!("{}", b.console_mfn)
+            ),
+            (format!("{dom}/console/limit"), String::from("1048576")),
+            (format!("{dom}/console/type"), String::from("xenconsoled")),
+        ];
+        for (path, value) in &entries {
+            e(xs.write(path, value.as_bytes()), path)?;
+        }
+        for v in 0..dc.max_vcpus.max(1) {
+            let state = if v < dc.vcpus.max(1) {
+                "online"
+            } else {
+                "offline"
+            };
+            let path = format!("{dom}/cpu/{v}/availability");
+            e(xs.write(&path, state.as_bytes()), &path)?;
+        }
+        for sub in ["device", "control"] {
+            let path = format!("{dom}/{sub}");
+            e(xs.mkdir(&path), &path)?;
+        }
+        for sub in [
+            "data",
+            "drivers",
+            "feature",
+            "attr",
+            "error",
+            "control/shutdown",
+        ] {
+            let path = format!("{dom}/{sub}");
+            e(xs.write(&path, b""), &path)?;
+            e(xs.set_perms(&path, &rw), &path)?;
+        }
+        e(xs.introduce(id, b.store_mfn, b.store_port), "introduce")
+    }
+
+    /// The `xenstore-*` tools, as dom0 (which may read and write everything).
+    fn xenstore(&mut self, tool: &str, flags: &str, args: &[String]) {
+        let xs = &mut self.xs;
+        let prefix = flags.contains('p');
+        match tool {
+            "ls" => {
+                let path = args.first().map_or("/", String::as_str);
+                match xfmt::xenstore_ls(xs, path, flags.contains('f'), prefix) {
+                    Ok(o) => out(&o),
+                    Err(e) => out(&format!(
+                        "xenstore-ls: xs_directory ({path}): {}\n",
+                        strerror(&e)
+                    )),
+                }
+            }
+            "read" => {
+                for path in args {
+                    match xs.read(path) {
+                        Ok(v) if prefix => {
+                            out(&format!("{path}: {}\n", String::from_utf8_lossy(&v)))
+                        }
+                        Ok(v) => out(&format!("{}\n", String::from_utf8_lossy(&v))),
+                        Err(_) => {
+                            return out(&format!("xenstore-read: couldn't read path {path}\n"))
+                        }
+                    }
+                }
+            }
+            "exists" => {
+                for path in args {
+                    if xs.read(path).is_err() {
+                        return out(&format!(
+                            "xenstore-exists: {path}: No such file or directory\n"
+                        ));
+                    }
+                }
+            }
+            "list" => {
+                for path in args {
+                    match xs.directory(path) {
+                        Ok(children) => {
+                            for c in children {
+                                if prefix {
+                                    out(&format!("{}/{c}\n", path.trim_end_matches('/')));
+                                } else {
+                                    out(&format!("{c}\n"));
+                                }
+                            }
+                        }
+                        Err(_) => {
+                            return out(&format!("xenstore-list: couldn't list path {path}\n"))
+                        }
+                    }
+                }
+            }
+            "write" => {
+                for pair in args.chunks(2) {
+                    if let [path, value] = pair {
+                        if xs.write(path, value.as_bytes()).is_err() {
+                            return out(&format!("xenstore-write: could not write path {path}\n"));
+                        }
+                    }
+                }
+            }
+            "rm" => {
+                for path in args {
+                    match xs.rm(path) {
+                        Ok(()) => {}
+                        Err(e) if e == "ENOENT" => {}
+                        Err(_) => {
+                            return out(&format!("xenstore-rm: could not remove path {path}\n"))
+                        }
+                    }
+                }
+            }
+            _ => {
+                // chmod PATH PERM...
+                let Some((path, modes)) = args.split_first() else {
+                    return;
+                };
+                let modes: Vec<&str> = modes.iter().map(String::as_str).collect();
+                if xs.set_perms(path, &modes).is_err() {
+                    out(&format!(
+                        "xenstore-chmod: could not set permissions on path {path}\n"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The domain is gone: release it from xenstored and remove its entries.
+    fn unstore_domain(&mut self, id: u32) {
+        if self.xs.is_introduced(id) {
+            let _ = self.xs.release(id);
+        }
+        let dom = dom0_tools::xenstore::domain_path(id);
+        if let Ok(vm) = self.xs.read(&format!("{dom}/vm")) {
+            let vm = String::from_utf8_lossy(&vm).into_owned();
+            if vm.starts_with("/vm/") {
+                let _ = self.xs.rm(&vm);
+            }
+        }
+        let _ = self.xs.rm(&dom);
     }
 
     /// The boot banner.
@@ -212,6 +402,7 @@ impl Dom0 {
             let Some(code) = info.shutdown_code() else {
                 continue;
             };
+            self.xs.domain_shutdown(id);
             let Some(d) = self.doms.get(&id) else {
                 continue;
             };
@@ -278,6 +469,7 @@ impl Dom0 {
 
     fn destroy(&mut self, id: u32) -> Option<Errno> {
         self.forget(id);
+        self.unstore_domain(id);
         let mut res = None;
         for _ in 0..1000 {
             match p::destroydomain(id as u16) {
@@ -417,6 +609,7 @@ impl Dom0 {
             },
             Command::Help { command } => out(&xl::help(command.as_deref())),
             Command::Xenctx { domid, vcpu, all } => xenctx(&domid, vcpu, all),
+            Command::Xenstore { tool, flags, args } => self.xenstore(&tool, &flags, &args),
             Command::BenchCreate { config_file, rounds } => {
                 self.bench_create(&config_file, rounds)
             }
@@ -651,6 +844,14 @@ impl Dom0 {
             }
         };
         let id = u32::from(built.domid);
+        if let Err(e) = self.store_domain(id, &dc, &built) {
+            out(&format!(
+                "libxl: error: Domain {id}: xenstore: {e}\nlibxl: error: cannot (re-)build domain: -3\n"
+            ));
+            self.unstore_domain(id);
+            let _ = p::destroydomain(built.domid);
+            return;
+        }
         let console_be = match Console::connect(built.domid, built.console_mfn, built.console_port)
         {
             Ok(c) => Some(c),
@@ -876,6 +1077,20 @@ impl Dom0 {
             }
         }
         out(&o);
+    }
+}
+
+/// strerror(3) of a XenStore error name.
+fn strerror(name: &str) -> &'static str {
+    match name {
+        "ENOENT" => "No such file or directory",
+        "EACCES" => "Permission denied",
+        "EINVAL" => "Invalid argument",
+        "EEXIST" => "File exists",
+        "ENOSPC" => "No space left on device",
+        "E2BIG" => "Argument list too long",
+        "EAGAIN" => "Resource temporarily unavailable",
+        _ => "Input/output error",
     }
 }
 

@@ -1,6 +1,6 @@
 //! The control domain: boots as dom0, reads its ramdisk (a cpio archive of guest
 //! kernels and `xl.cfg` files), and runs an `xl` shell on its console with the domain
-//! builder and the PV console backend behind it.
+//! builder, xenstored and the PV console backend behind it.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 
@@ -20,6 +20,8 @@ mod commands;
 mod console;
 #[cfg(target_os = "none")]
 mod foreign;
+#[cfg(target_os = "none")]
+mod xenstored;
 
 #[cfg(target_os = "none")]
 use core::sync::atomic::AtomicBool;
@@ -90,11 +92,15 @@ mod guest {
             let input = INPUT_EVENT.swap(false, Ordering::AcqRel);
             let ring = RING_EVENT.swap(false, Ordering::AcqRel);
             let exc = DOMEXC_EVENT.swap(false, Ordering::AcqRel);
-            if !(input || ring || exc) {
+            let store = crate::xenstored::STORE_EVENT.swap(false, Ordering::AcqRel);
+            if !(input || ring || exc || store) {
                 sched::block();
                 continue;
             }
             events::enable();
+            if store {
+                d.poll_store();
+            }
             if ring || exc {
                 d.poll_consoles();
             }
