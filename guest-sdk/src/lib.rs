@@ -35,6 +35,7 @@ pub mod smp;
 pub mod time;
 pub mod traps;
 pub mod version;
+pub mod xenbus;
 
 #[cfg(all(target_os = "none", feature = "panic-handler"))]
 mod panic;
