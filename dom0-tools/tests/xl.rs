@@ -297,9 +297,9 @@ fn not_yet() {
         }
     );
     assert_eq!(
-        run("xenstore-ls /local"),
+        run("xenstore-watch /local"),
         Command::NotYet {
-            command: "xenstore-ls".into()
+            command: "xenstore-watch".into()
         }
     );
     assert_eq!(
@@ -381,4 +381,34 @@ fn bench_create_lines() {
         .starts_with("usage: bench-create"));
     assert!(fail("bench-create f 0").stderr.starts_with("usage"));
     assert!(fail("bench-create f x").stderr.starts_with("usage"));
+}
+
+#[test]
+fn xenstore_tools() {
+    assert_eq!(
+        run("xenstore-ls -fp /local"),
+        Command::Xenstore {
+            tool: "ls".into(),
+            flags: "fp".into(),
+            args: vec!["/local".into()]
+        }
+    );
+    assert_eq!(
+        run("xenstore-write /a 1 /b 2"),
+        Command::Xenstore {
+            tool: "write".into(),
+            flags: "".into(),
+            args: vec!["/a".into(), "1".into(), "/b".into(), "2".into()]
+        }
+    );
+    assert!(fail("xenstore-write /a")
+        .stderr
+        .starts_with("Usage: xenstore-write"));
+    assert!(fail("xenstore-read")
+        .stderr
+        .starts_with("Usage: xenstore-read"));
+    assert!(fail("xenstore-ls -z")
+        .stderr
+        .starts_with("Usage: xenstore-ls"));
+    assert_eq!(fail("xenstore-rm -h").status, 0);
 }

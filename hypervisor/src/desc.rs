@@ -16,21 +16,6 @@ use xen_abi::errno::*;
 /// Most GDT frames a guest may give (`FIRST_RESERVED` entries, 512 per frame).
 pub const MAX_GDT_FRAMES: usize = FIRST_RESERVED / 512;
 
-/// Xen's `check_descriptor` for 64-bit PV: not-present is fine; system descriptors are
-/// refused (no call gates in v1); DPL is raised to 3 (the guest kernel's ring).
-pub fn check_descriptor(d: u64) -> Result<u64, Errno> {
-    const P: u64 = 1 << 47;
-    const S: u64 = 1 << 44;
-    const DPL: u64 = 3 << 45;
-    if d & P == 0 {
-        return Ok(d);
-    }
-    if d & S == 0 {
-        return Err(EINVAL);
-    }
-    Ok(d | DPL)
-}
-
 /// How many guest entries each CPU's GDT holds now (so a switch touches only those).
 static LOADED: [core::sync::atomic::AtomicUsize; crate::arch::percpu::MAX_CPUS] =
     [const { core::sync::atomic::AtomicUsize::new(0) }; crate::arch::percpu::MAX_CPUS];
@@ -128,7 +113,7 @@ pub fn update_descriptor(d: &mut Domain, vi: usize, ma: u64, desc: u64) -> Resul
     if ma & 7 != 0 {
         return Err(EINVAL);
     }
-    let desc = check_descriptor(desc)?;
+    let desc = hv_core::mm::check_descriptor(desc)?;
     let (mfn, idx) = (ma >> 12, ((ma & 0xfff) / 8) as usize);
     let id = d.id;
     {

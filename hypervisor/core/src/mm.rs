@@ -1148,25 +1148,37 @@ fn adjust_l1(e: u64) -> u64 {
     e
 }
 
-/// Validate a GDT/LDT frame (Xen's `check_descriptor`, 64-bit guests): present
-/// descriptors get DPL 3; code/data segments and type-0 entries (the upper half of a
-/// 16-byte descriptor) are accepted; other system descriptors are refused, including
-/// call gates, which Xen accepts with target checks (not supported here yet).
-fn validate_segdesc<M: PhysMem>(mem: &mut M, mfn: u64) -> Result<(), Errno> {
+/// Xen's `check_descriptor` for 64-bit guests, the one rule for GDT/LDT frames and
+/// `update_descriptor`: a not-present descriptor is harmless as is; a present one gets
+/// DPL 3 (the guest kernel's ring); code/data segments and type-0 entries (the upper
+/// half of a 16-byte descriptor, harmless on its own) are accepted; other system
+/// descriptors are refused, including call gates, which Xen accepts with target checks
+/// (not supported here). Returns the descriptor to store.
+pub fn check_descriptor(d: u64) -> Result<u64, Errno> {
     const P: u64 = 1 << 47;
     const S: u64 = 1 << 44;
     const DPL: u64 = 3 << 45;
     const TYPE: u64 = 0xf << 40;
+    if d & P == 0 {
+        return Ok(d);
+    }
+    if d & S == 0 && d & TYPE != 0 {
+        return Err(EINVAL);
+    }
+    Ok(d | DPL)
+}
+
+/// Validate a GDT/LDT frame: every entry by [`check_descriptor`], fixed up in place.
+/// Nothing is written unless every entry passes.
+fn validate_segdesc<M: PhysMem>(mem: &mut M, mfn: u64) -> Result<(), Errno> {
+    for idx in 0..ENTRIES_PER_TABLE {
+        check_descriptor(mem.read_pte(mfn, idx))?;
+    }
     for idx in 0..ENTRIES_PER_TABLE {
         let d = mem.read_pte(mfn, idx);
-        if d & P == 0 {
-            continue;
-        }
-        if d & S == 0 && d & TYPE != 0 {
-            return Err(EINVAL);
-        }
-        if d & DPL != DPL {
-            mem.write_pte(mfn, idx, d | DPL);
+        let fixed = check_descriptor(d)?;
+        if fixed != d {
+            mem.write_pte(mfn, idx, fixed);
         }
     }
     Ok(())

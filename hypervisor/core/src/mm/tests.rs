@@ -648,3 +648,33 @@ fn foreign_pin_by_builder_and_release_allocation() {
     assert_eq!(w.f(L3).type_count(), 0);
     assert_eq!(w.mmu.release_allocation(&mut w.m, L4, D1), Err(EINVAL));
 }
+
+#[test]
+fn check_descriptor_is_xens_rule() {
+    const P: u64 = 1 << 47;
+    const DPL3: u64 = 3 << 45;
+    let code64 = 0x0020_9a00_0000_0000_u64; // present, S, type 0xa, L, DPL 0
+    assert_eq!(
+        check_descriptor(code64),
+        Ok(code64 | DPL3),
+        "DPL raised to 3"
+    );
+    let data = 0x00cf_9200_0000_ffff_u64;
+    assert_eq!(check_descriptor(data), Ok(data | DPL3));
+    let absent = 0x0000_0200_0000_0000_u64 | 0xffff;
+    assert_eq!(
+        check_descriptor(absent),
+        Ok(absent),
+        "not present: kept as is"
+    );
+    let type0 = P; // present system descriptor of type 0 (upper half of a 16-byte one)
+    assert_eq!(check_descriptor(type0), Ok(type0 | DPL3));
+    for ty in [0x2u64, 0x9, 0xb, 0xc, 0xe, 0xf] {
+        // LDT, TSS, call/interrupt/trap gates: refused.
+        assert_eq!(
+            check_descriptor(P | (ty << 40)),
+            Err(EINVAL),
+            "type {ty:#x}"
+        );
+    }
+}
