@@ -126,3 +126,64 @@ fn xenstore_tools_and_domain_entries_on_ours() {
 fn xenstore_tools_and_domain_entries_on_real_xen_4_17() {
     store_tools("xen-4.17");
 }
+
+/// Two domUs and XenStore's permissions: each reads and writes its own keys, may not
+/// change its name, and can neither read nor write the other's keys (xenstored says
+/// `EACCES`); each guest computes its verdict.
+fn permissions_between_domus(hv: &str) {
+    let mut s = boot("xsperm", hv);
+    let out = s.xl("xl create /etc/xen/xsprobe.cfg 'name=\"xsprobe-a\"'", T);
+    assert!(!out.contains("error"), "[{hv}] {out}");
+    let a = domid(&mut s, "xsprobe-a");
+    let out = s.xl(
+        &format!("xl create /etc/xen/xsprobe.cfg 'name=\"xsprobe-b\"' 'cmdline=\"peer={a}\"'"),
+        T,
+    );
+    assert!(!out.contains("error"), "[{hv}] {out}");
+    s.send("xl console xsprobe-b\n");
+    let verdict = s.expect(" failed", T);
+    s.send("\x1d");
+    s.expect("xl> ", T);
+    assert!(
+        verdict.contains("xsprobe: 7 checks, 0 failed"),
+        "[{hv}] the guest's checks:\n{verdict}"
+    );
+    assert!(
+        verdict.contains(&format!("read /local/domain/{a}/name: EACCES: ok")),
+        "[{hv}] {verdict}"
+    );
+    // What b wrote in its own data/ is there; a's name is unchanged.
+    let b = domid(&mut s, "xsprobe-b");
+    assert_eq!(
+        run(
+            &mut s,
+            &format!("xenstore-read /local/domain/{b}/data/probe")
+        ),
+        "hello"
+    );
+    assert_eq!(
+        run(&mut s, &format!("xenstore-read /local/domain/{a}/name")),
+        "xsprobe-a"
+    );
+    // a wrote its own probe value; b's "intruder" never landed.
+    assert_eq!(
+        run(
+            &mut s,
+            &format!("xenstore-read /local/domain/{a}/data/probe")
+        ),
+        "hello",
+        "[{hv}] b wrote into a's data"
+    );
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn xenstore_permissions_hold_between_two_domus_on_ours() {
+    permissions_between_domus("hypervisor");
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn xenstore_permissions_hold_between_two_domus_on_real_xen_4_17() {
+    permissions_between_domus("xen-4.17");
+}

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// Guest images copied from `target/images` into `boot/`, if present (hello is required).
-const KERNELS: &[&str] = &["hello", "ticker", "spin", "pingpong", "crasher", "smp"];
+const KERNELS: &[&str] = &["hello", "ticker", "spin", "pingpong", "crasher", "smp", "xsprobe"];
 
 fn align4(v: &mut Vec<u8>) {
     while !v.len().is_multiple_of(4) {
