@@ -19,6 +19,8 @@ pub mod archive;
 pub mod builder;
 pub mod cfg;
 pub mod conring;
+/// `disk = [...]` entries of `xl.cfg` and Xen's virtual-device numbers.
+pub mod diskspec;
 pub mod elf;
 pub mod fmt;
 /// PCI configuration space (mechanism #1): enumeration, BAR sizing, capabilities.

@@ -164,6 +164,27 @@ pub enum Command {
         /// `-c`: clear after reading.
         clear: bool,
     },
+    /// `xl block-attach <Domain> <disk-spec-component(s)>...`
+    BlockAttach {
+        /// The domain.
+        domain: DomainArg,
+        /// The spec's components, to be joined with commas.
+        spec: Vec<String>,
+    },
+    /// `xl block-list <Domain(s)>`
+    BlockList {
+        /// The domains.
+        domains: Vec<DomainArg>,
+    },
+    /// `xl block-detach [-f] <Domain> <DevId>` (a number or a vdev such as `xvdb`).
+    BlockDetach {
+        /// The domain.
+        domain: DomainArg,
+        /// The device.
+        dev: String,
+        /// `-f`: remove it without waiting for the guest.
+        force: bool,
+    },
     /// `xl vcpu-list [Domain...]`
     VcpuList {
         /// The domains, or all.
@@ -251,6 +272,12 @@ pub enum Command {
         /// Option letters given (`f`, `p`, `s`...).
         flags: String,
         /// The other arguments.
+        args: Vec<String>,
+    },
+    /// `blkdev SUBCOMMAND ARGS...` (this toolstack's own): dom0's physical disks
+    /// (`list`, `read`, `write`, `fill`, `check`, `flush`), parsed by dom0's disk driver.
+    Blkdev {
+        /// The words after `blkdev`.
         args: Vec<String>,
     },
     /// A command Xen has that this toolstack does not have yet.
@@ -409,6 +436,30 @@ const TABLE: &[Spec] = &[
         options: None,
     },
     Spec {
+        name: "block-attach",
+        can_dryrun: true,
+        modifies: true,
+        desc: "Create a new virtual block device",
+        usage: "<Domain> <disk-spec-component(s)>...",
+        options: None,
+    },
+    Spec {
+        name: "block-list",
+        can_dryrun: false,
+        modifies: false,
+        desc: "List virtual block devices for a domain",
+        usage: "<Domain(s)>",
+        options: None,
+    },
+    Spec {
+        name: "block-detach",
+        can_dryrun: false,
+        modifies: true,
+        desc: "Destroy a domain's virtual block device",
+        usage: "[-f] <Domain> <DevId>",
+        options: Some("-f                      Force detach"),
+    },
+    Spec {
         name: "vcpu-list",
         can_dryrun: false,
         modifies: false,
@@ -522,9 +573,6 @@ const XL_NOT_YET: &[&str] = &[
     "network-list",
     "network-detach",
     "channel-list",
-    "block-attach",
-    "block-list",
-    "block-detach",
     "vtpm-attach",
     "vtpm-list",
     "vtpm-detach",
@@ -919,6 +967,11 @@ pub fn parse_line(line: &str) -> Parsed {
     if first == "xenctx" {
         return parse_xenctx(rest);
     }
+    if first == "blkdev" {
+        return Parsed::Run(Command::Blkdev {
+            args: rest.to_vec(),
+        });
+    }
     if first == "bench-create" {
         let usage = "usage: bench-create <ConfigFile> [ROUNDS]\n";
         let rounds = match rest.get(1).map(|r| r.parse::<u32>()) {
@@ -1265,6 +1318,26 @@ fn parse_command(name: &'static str, args: &[String], dryrun: bool) -> Result<Co
             let (o, _) = opts_for(name, args, "c", &[lo("clear", false, 'c')], 0)?;
             Command::Dmesg {
                 clear: has(&o, 'c'),
+            }
+        }
+        "block-attach" => {
+            let (_, rest) = opts_for(name, args, "", &[], 2)?;
+            let (domain, spec) = rest
+                .split_first()
+                .map(|(d, s)| (d.clone(), s.to_vec()))
+                .unwrap_or_default();
+            Command::BlockAttach { domain, spec }
+        }
+        "block-list" => {
+            let (_, rest) = opts_for(name, args, "", &[], 1)?;
+            Command::BlockList { domains: rest }
+        }
+        "block-detach" => {
+            let (o, rest) = opts_for(name, args, "f", &[lo("force", false, 'f')], 2)?;
+            Command::BlockDetach {
+                domain: rest.first().cloned().unwrap_or_default(),
+                dev: rest.get(1).cloned().unwrap_or_default(),
+                force: o.iter().any(|(c, _)| *c == 'f'),
             }
         }
         "vcpu-list" => {

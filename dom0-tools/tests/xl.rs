@@ -285,9 +285,9 @@ fn help_and_unknown() {
 #[test]
 fn not_yet() {
     assert_eq!(
-        run("xl block-attach web phy:/dev/sda,xvda,w"),
+        run("xl vtpm-attach web backend=0"),
         Command::NotYet {
-            command: "block-attach".into()
+            command: "vtpm-attach".into()
         }
     );
     assert_eq!(
@@ -381,6 +381,41 @@ fn bench_create_lines() {
         .starts_with("usage: bench-create"));
     assert!(fail("bench-create f 0").stderr.starts_with("usage"));
     assert!(fail("bench-create f x").stderr.starts_with("usage"));
+}
+
+#[test]
+fn block_devices() {
+    assert_eq!(
+        run("xl block-attach web format=raw, vdev=xvdb, target=/images/b.img"),
+        Command::BlockAttach {
+            domain: "web".into(),
+            spec: vec![
+                "format=raw,".into(),
+                "vdev=xvdb,".into(),
+                "target=/images/b.img".into()
+            ]
+        }
+    );
+    assert_eq!(
+        run("xl block-list web db"),
+        Command::BlockList {
+            domains: vec!["web".into(), "db".into()]
+        }
+    );
+    assert_eq!(
+        run("xl block-detach -f web xvdb"),
+        Command::BlockDetach {
+            domain: "web".into(),
+            dev: "xvdb".into(),
+            force: true
+        }
+    );
+    assert!(fail("xl block-detach web")
+        .stderr
+        .contains("requires at least 2 arguments"));
+    assert!(fail("xl block-list")
+        .stderr
+        .contains("requires at least 1 argument"));
 }
 
 #[test]

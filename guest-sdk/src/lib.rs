@@ -24,6 +24,7 @@ pub mod console;
 pub mod cpuid;
 pub mod entry;
 pub mod events;
+pub mod grant;
 #[cfg(feature = "heap")]
 pub mod heap;
 pub mod hypercall;

@@ -143,8 +143,59 @@ pub struct Madt {
     pub dropped: usize,
     /// Entries whose length was impossible (the walk stopped at the first).
     pub malformed: bool,
+    /// The I/O APICs (type 1), in table order.
+    pub ioapics: heapless::Vec<IoApic, MAX_IOAPICS>,
+    /// Interrupt source overrides (type 2): ISA IRQ → GSI with its signalling.
+    pub overrides: heapless::Vec<IrqOverride, MAX_OVERRIDES>,
 }
 
+/// Most I/O APICs and interrupt source overrides kept.
+pub const MAX_IOAPICS: usize = 8;
+pub const MAX_OVERRIDES: usize = 16;
+
+/// An I/O APIC from the MADT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoApic {
+    pub id: u8,
+    /// Physical address of its register window.
+    pub addr: u32,
+    /// The GSI of its pin 0.
+    pub gsi_base: u32,
+}
+
+/// How an interrupt line signals (MPS INTI flags; `None` = the bus's default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqOverride {
+    /// The ISA IRQ (bus 0).
+    pub source: u8,
+    pub gsi: u32,
+    /// `Some(true)` active low, `Some(false)` active high.
+    pub active_low: Option<bool>,
+    /// `Some(true)` level, `Some(false)` edge.
+    pub level: Option<bool>,
+}
+
+/// Trigger and polarity of a GSI: the override for it if any, else ISA's defaults
+/// (edge, active high) below 16 and PCI's (level, active low) above.
+/// Returns `(level, active_low)`.
+pub fn gsi_signal(overrides: &[IrqOverride], gsi: u32) -> (bool, bool) {
+    let isa = gsi < 16;
+    let o = overrides.iter().find(|o| o.gsi == gsi);
+    let level = o.and_then(|o| o.level).unwrap_or(!isa);
+    let low = o.and_then(|o| o.active_low).unwrap_or(!isa);
+    (level, low)
+}
+
+/// The GSI an ISA IRQ arrives on (identity unless overridden).
+pub fn isa_irq_to_gsi(overrides: &[IrqOverride], irq: u8) -> u32 {
+    overrides
+        .iter()
+        .find(|o| o.source == irq)
+        .map_or(u32::from(irq), |o| o.gsi)
+}
+
+const MADT_IOAPIC: u8 = 1;
+const MADT_ISO: u8 = 2;
 const MADT_LAPIC: u8 = 0;
 const MADT_LAPIC_OVERRIDE: u8 = 5;
 const MADT_X2APIC: u8 = 9;
@@ -187,6 +238,36 @@ pub fn parse_madt(table: &[u8]) -> Result<Madt, Error> {
                 },
                 u32_at(e, 8).unwrap_or(0),
             )),
+            MADT_IOAPIC if len >= 12 => {
+                let io = IoApic {
+                    id: e[2],
+                    addr: u32_at(e, 4).unwrap_or(0),
+                    gsi_base: u32_at(e, 8).unwrap_or(0),
+                };
+                let _ = m.ioapics.push(io);
+                None
+            }
+            MADT_ISO if len >= 10 => {
+                let flags = u16::from_le_bytes([e[8], e[9]]);
+                let o = IrqOverride {
+                    source: e[3],
+                    gsi: u32_at(e, 4).unwrap_or(0),
+                    active_low: match flags & 3 {
+                        1 => Some(false),
+                        3 => Some(true),
+                        _ => None,
+                    },
+                    level: match (flags >> 2) & 3 {
+                        1 => Some(false),
+                        3 => Some(true),
+                        _ => None,
+                    },
+                };
+                if e[2] == 0 {
+                    let _ = m.overrides.push(o);
+                }
+                None
+            }
             MADT_LAPIC_OVERRIDE if len >= 12 => {
                 if let Some(a) = u64_at(e, 4) {
                     m.lapic_addr = a;
@@ -462,6 +543,83 @@ mod tests {
             .collect();
         assert_eq!(ids, vec![(0, 0, false), (1, 1, false), (300, 7, true)]);
         assert!(!m.malformed);
+    }
+
+    #[test]
+    fn madt_ioapics_and_overrides() {
+        // QEMU's i440fx: IRQ0 -> GSI2 (conforming), IRQ5/9/10/11 level, active high.
+        let iso = |src: u8, gsi: u32, flags: u16| {
+            let mut e = vec![2u8, 10, 0, src];
+            e.extend_from_slice(&gsi.to_le_bytes());
+            e.extend_from_slice(&flags.to_le_bytes());
+            e
+        };
+        let (i0, i5, i9, bad_bus) = (iso(0, 2, 0), iso(5, 5, 0xd), iso(9, 9, 0xd), {
+            let mut e = iso(7, 7, 0xf);
+            e[2] = 1;
+            e
+        });
+        let io2: [u8; 12] = [1, 12, 1, 0, 0, 0x10, 0xc0, 0xfe, 24, 0, 0, 0];
+        let short_io: [u8; 4] = [1, 4, 0, 0];
+        let t = sdt(
+            b"APIC",
+            &madt_body(&[&LAPIC0, &IOAPIC, &i0, &i5, &i9, &bad_bus, &io2, &short_io]),
+        );
+        let m = parse_madt(&t).unwrap();
+        assert_eq!(
+            m.ioapics.as_slice(),
+            &[
+                IoApic {
+                    id: 0,
+                    addr: 0xfec0_0000,
+                    gsi_base: 0
+                },
+                IoApic {
+                    id: 1,
+                    addr: 0xfec0_1000,
+                    gsi_base: 24
+                }
+            ]
+        );
+        assert_eq!(m.overrides.len(), 3, "only bus 0 (ISA) overrides are kept");
+        let o = &m.overrides;
+        assert_eq!(isa_irq_to_gsi(o, 0), 2);
+        assert_eq!(isa_irq_to_gsi(o, 4), 4);
+        // Conforming flags on IRQ0's override: ISA defaults.
+        assert_eq!(gsi_signal(o, 2), (false, false));
+        assert_eq!(gsi_signal(o, 4), (false, false));
+        // Level, active high from the override.
+        assert_eq!(gsi_signal(o, 5), (true, false));
+        assert_eq!(gsi_signal(o, 9), (true, false));
+        // A PCI GSI without override: level, active low.
+        assert_eq!(gsi_signal(o, 16), (true, true));
+        assert_eq!(gsi_signal(o, 11), (false, false));
+    }
+
+    #[test]
+    fn madt_arbitrary_entries_never_panic() {
+        // Pseudo-random entry streams (types 0..=10, any length): the walk stays in
+        // bounds and the lists stay bounded.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            let mut body = Vec::new();
+            for _ in 0..(x % 40) {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let ty = (x >> 33) as u8 % 11;
+                let len = (x >> 40) as u8 % 20;
+                let mut e = vec![ty, len];
+                e.extend((0..len.saturating_sub(2)).map(|i| (x >> (i % 56)) as u8));
+                body.extend(e);
+            }
+            let t = sdt(b"APIC", &madt_body(&[&body]));
+            let m = parse_madt(&t).unwrap();
+            assert!(m.ioapics.len() <= MAX_IOAPICS && m.overrides.len() <= MAX_OVERRIDES);
+            for g in 0..30 {
+                let _ = gsi_signal(&m.overrides, g);
+            }
+        }
     }
 
     #[test]

@@ -359,6 +359,7 @@ fn create_domain(
         weight: 256,
         cap: 0,
         evtchn: hv_core::evtchn::Table::new(evtchn_limit),
+        pirqs: hv_core::pirq::Table::new(),
         cmdline: heapless::String::new(),
     }));
     // The shared_info page counts towards the domain's pages, as in Xen.
@@ -398,6 +399,8 @@ fn destroy_domain(t: &mut DomainTable, id: DomId) -> Result<bool, Errno> {
             v.state = RunState::Down;
         }
     }
+    // Its physical IRQs: unbound, pins masked.
+    crate::events::release_pirqs(d);
     // Its event channels: peers' ports become unbound.
     let ports: alloc::vec::Vec<(u32, hv_core::evtchn::State)> =
         d.evtchn.ports().map(|(p, c)| (p, c.state)).collect();

@@ -281,6 +281,7 @@ pub fn build(bi: &multiboot::BootInfo, opts: &cmdline::Options) -> ! {
         weight: 256,
         cap: 0,
         evtchn: hv_core::evtchn::Table::new(hv_core::evtchn::NR_EVENT_CHANNELS),
+        pirqs: hv_core::pirq::Table::new(),
         cmdline,
     });
     let mut d = d;

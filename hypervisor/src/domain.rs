@@ -188,6 +188,8 @@ pub struct Domain {
     pub weight: u16,
     pub cap: u16,
     pub evtchn: hv_core::evtchn::Table,
+    /// Physical IRQs mapped into it (the control domain only: `PHYSDEVOP_map_pirq`).
+    pub pirqs: hv_core::pirq::Table,
     pub cmdline: heapless::String<1024>,
 }
 

@@ -223,6 +223,7 @@ pub fn event_channel_op(
                 } => (2, u32::from(remote), remote_port),
                 State::Virq { virq } => (4, virq, 0),
                 State::Ipi => (5, 0, 0),
+                State::Pirq { pirq } => (EVTCHNSTAT_PIRQ, pirq, 0),
             };
             let mut out = b;
             out[8..12].copy_from_slice(&status.to_le_bytes());
@@ -253,6 +254,9 @@ fn close_port(t: &mut DomainTable, dom: DomId, port: u32) -> Result<(), Errno> {
         _ => evtchn::close_in(&mut d.evtchn, dom, port, None)?,
     };
     let d = t.get(dom).ok_or(ESRCH)?;
+    if let evtchn::Closed::Pirq { .. } = closed {
+        apply_pin(d.pirqs.unbind_port(port));
+    }
     if let evtchn::Closed::Virq { virq, vcpu } = closed {
         if let Some(slot) = d
             .vcpus
@@ -296,6 +300,26 @@ fn local_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
                 .and_then(|v| v.virq_port.get_mut(virq as usize))
             {
                 *slot = port;
+            }
+            wr(d, vi, arg.wrapping_add(8), &port.to_le_bytes())?;
+            Ok(0)
+        }
+        EVTCHNOP_BIND_PIRQ => {
+            // struct evtchn_bind_pirq { pirq; flags (BIND_PIRQ__WILL_SHARE); port OUT }.
+            let b: [u8; 12] = rd(d, vi, arg)?;
+            let pirq = u32_at(&b, 0);
+            wr(d, vi, arg.wrapping_add(8), &[0; 4])?;
+            if pirq >= hv_core::pirq::nr_pirqs(ioapic::nr_gsis()) {
+                return Err(EINVAL);
+            }
+            d.pirqs.can_bind(pirq)?;
+            let port = d.evtchn.bind_pirq(pirq)?;
+            match d.pirqs.bind(pirq, port) {
+                Ok(pin) => apply_pin(pin),
+                Err(e) => {
+                    d.evtchn.force_close(port);
+                    return Err(e);
+                }
             }
             wr(d, vi, arg.wrapping_add(8), &port.to_le_bytes())?;
             Ok(0)
@@ -381,4 +405,154 @@ pub fn sched_poll(d: &mut Domain, vi: usize, arg: u64) -> (Ret, After) {
         crate::sched::timer_changed();
     }
     (Ret::Value(0), After::Block)
+}
+
+// ---- Physical IRQs (the control domain's device interrupts) ----
+//
+// The interrupt handler runs with interrupts off and may not wait for `DOMAINS`: it
+// masks a level-triggered pin, marks the GSI pending here and delivers if it gets the
+// lock; otherwise CPU 0's next tick delivers (`deliver_pirqs_try`).
+
+use crate::arch::ioapic;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Owner of each GSI: domain id + 1 (0 = nobody).
+static GSI_OWNER: [AtomicU32; ioapic::MAX_GSIS as usize] =
+    [const { AtomicU32::new(0) }; ioapic::MAX_GSIS as usize];
+/// GSIs that interrupted and were not delivered yet.
+static GSI_PENDING: AtomicU64 = AtomicU64::new(0);
+
+fn apply_pin(p: hv_core::pirq::Pin) {
+    match p {
+        hv_core::pirq::Pin::Keep => {}
+        hv_core::pirq::Pin::Mask(g) => ioapic::mask(g),
+        hv_core::pirq::Pin::Unmask(g) => ioapic::unmask(g),
+    }
+}
+
+/// `PHYSDEVOP_map_pirq` (GSI) into the caller `d` itself: pirq = GSI.
+pub fn map_pirq(d: &mut Domain, gsi: i32, want: i32) -> Result<u32, Errno> {
+    let trigger = if u32::try_from(gsi).is_ok_and(ioapic::is_level) {
+        hv_core::pirq::Trigger::Level
+    } else {
+        hv_core::pirq::Trigger::Edge
+    };
+    let owner = u32::try_from(gsi)
+        .ok()
+        .and_then(|g| GSI_OWNER.get(g as usize))
+        .map_or(0, |o| o.load(Ordering::Acquire));
+    if owner != 0 && owner != u32::from(d.id) + 1 {
+        return Err(EBUSY);
+    }
+    let pirq = d
+        .pirqs
+        .map_gsi(gsi, want, trigger, ioapic::nr_gsis(), ioapic::reserved)?;
+    let Some(e) = d.pirqs.get(pirq).copied() else {
+        return Err(EINVAL);
+    };
+    if e.port.is_none() {
+        ioapic::route(e.gsi);
+    }
+    if let Some(o) = GSI_OWNER.get(e.gsi as usize) {
+        o.store(u32::from(d.id) + 1, Ordering::Release);
+    }
+    Ok(pirq)
+}
+
+/// Whether a domain has `gsi` mapped (its signal may not change then: Xen's
+/// `PHYSDEVOP_setup_gsi` says `-EEXIST` for a programmed pin).
+pub fn gsi_in_use(gsi: u32) -> bool {
+    GSI_OWNER
+        .get(gsi as usize)
+        .is_some_and(|o| o.load(Ordering::Acquire) != 0)
+}
+
+/// `PHYSDEVOP_unmap_pirq` on the caller itself.
+pub fn unmap_pirq(d: &mut Domain, pirq: u32) -> Result<(), Errno> {
+    let (gsi, _port) = d.pirqs.unmap(pirq)?;
+    release_gsi(gsi);
+    Ok(())
+}
+
+fn release_gsi(gsi: u32) {
+    ioapic::mask(gsi);
+    if let Some(o) = GSI_OWNER.get(gsi as usize) {
+        o.store(0, Ordering::Release);
+    }
+    if gsi < 64 {
+        GSI_PENDING.fetch_and(!(1 << gsi), Ordering::AcqRel);
+    }
+}
+
+/// `PHYSDEVOP_eoi`.
+pub fn eoi_pirq(d: &mut Domain, pirq: u32) -> Result<(), Errno> {
+    apply_pin(d.pirqs.eoi(pirq)?);
+    Ok(())
+}
+
+/// `PHYSDEVOP_irq_status_query`: `XENIRQSTAT_needs_eoi` for a mapped level pirq.
+pub fn pirq_status(d: &Domain, pirq: u32) -> Result<u32, Errno> {
+    if pirq >= hv_core::pirq::nr_pirqs(ioapic::nr_gsis()) {
+        return Err(EINVAL);
+    }
+    Ok(match d.pirqs.needs_eoi(pirq) {
+        Ok(true) => xen_abi::physdev::XENIRQSTAT_NEEDS_EOI,
+        _ => 0,
+    })
+}
+
+/// A dying domain's pirqs: unmapped, pins masked.
+pub fn release_pirqs(d: &mut Domain) {
+    for gsi in d.pirqs.clear() {
+        release_gsi(gsi);
+    }
+}
+
+/// Device interrupt on `gsi` (interrupt handler, interrupts off, no lock held by this
+/// CPU, after the local APIC's EOI).
+pub fn gsi_interrupt(gsi: u32) {
+    if ioapic::is_level(gsi) {
+        // Keep a level line quiet until the owner's PHYSDEVOP_eoi (ACKTYPE_UNMASK).
+        ioapic::mask(gsi);
+    }
+    if gsi < 64 {
+        GSI_PENDING.fetch_or(1 << gsi, Ordering::AcqRel);
+    }
+    deliver_pirqs_try();
+}
+
+/// Deliver pending device interrupts if `DOMAINS` is free (never waits for it).
+pub fn deliver_pirqs_try() {
+    if GSI_PENDING.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    if let Some(mut t) = crate::domain::DOMAINS.try_lock() {
+        deliver_pirqs(&mut t);
+    }
+}
+
+/// Set the bound port of every pending GSI pending in its owner.
+fn deliver_pirqs(t: &mut DomainTable) {
+    let mut pending = GSI_PENDING.swap(0, Ordering::AcqRel);
+    while pending != 0 {
+        let gsi = pending.trailing_zeros();
+        pending &= pending - 1;
+        let owner = GSI_OWNER
+            .get(gsi as usize)
+            .map_or(0, |o| o.load(Ordering::Acquire));
+        let Some(d) = owner
+            .checked_sub(1)
+            .and_then(|id| t.get(id as DomId))
+            .filter(|d| !d.dying)
+        else {
+            ioapic::mask(gsi);
+            continue;
+        };
+        let (port, pin) = d.pirqs.interrupt(gsi);
+        apply_pin(pin);
+        if let Some(port) = port {
+            let vcpu = d.evtchn.get(port).map_or(0, |c| c.vcpu);
+            set_pending(d, vcpu, port);
+        }
+    }
 }

@@ -495,13 +495,32 @@ fn vm_assist(d: &mut Domain, a: [u64; 5]) -> Result<u64, Errno> {
 }
 
 fn physdev_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
-    const PHYSDEVOP_SET_IOPL: u64 = 6;
-    match a[0] {
+    use xen_abi::physdev::*;
+    let rd = |d: &Domain, buf: &mut [u8]| -> Result<(), Errno> {
+        let v = vcpu(d, vi)?;
+        crate::guest_mem::copy_from_guest(pv::current_l4(v), a[1], buf).map_err(|_| EFAULT)
+    };
+    let wr = |d: &Domain, off: u64, buf: &[u8]| -> Result<(), Errno> {
+        let v = vcpu(d, vi)?;
+        crate::guest_mem::copy_to_guest(pv::current_l4(v), a[1].wrapping_add(off), buf)
+            .map_err(|_| EFAULT)
+    };
+    let i32_at = |b: &[u8], i: usize| i32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let cmd = u32::try_from(a[0]).map_err(|_| ENOSYS)?;
+    // Device interrupts belong to the control domain (XSA-237: privilege first).
+    let privileged_only = matches!(
+        cmd,
+        PHYSDEVOP_MAP_PIRQ | PHYSDEVOP_UNMAP_PIRQ | PHYSDEVOP_SETUP_GSI
+    );
+    if privileged_only && !d.privileged {
+        return Err(EPERM);
+    }
+    // Mapping into another domain (passthrough) is not offered.
+    let self_only = |dom: u16| dom == xen_abi::xen::DOMID_SELF || dom == d.id;
+    match cmd {
         PHYSDEVOP_SET_IOPL => {
-            let v = vcpu(d, vi)?;
             let mut b = [0u8; 4];
-            crate::guest_mem::copy_from_guest(pv::current_l4(v), a[1], &mut b)
-                .map_err(|_| EFAULT)?;
+            rd(d, &mut b)?;
             let iopl = u32::from_le_bytes(b);
             if iopl > 3 {
                 return Err(EINVAL);
@@ -509,6 +528,62 @@ fn physdev_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
             d.vcpus.get_mut(vi).ok_or(EINVAL)?.iopl = iopl;
             Ok(0)
         }
+        PHYSDEVOP_MAP_PIRQ => {
+            let mut b = [0u8; 40];
+            rd(d, &mut b)?;
+            let domid = u16::from_le_bytes([b[0], b[1]]);
+            let (ty, index, want) = (i32_at(&b, 4), i32_at(&b, 8), i32_at(&b, 12));
+            if !self_only(domid) || ty != MAP_PIRQ_TYPE_GSI {
+                return Err(EINVAL);
+            }
+            // Check the OUT field is writable before changing anything.
+            wr(d, 12, &want.to_le_bytes())?;
+            let pirq = crate::events::map_pirq(d, index, want)?;
+            wr(d, 12, &pirq.to_le_bytes())?;
+            Ok(0)
+        }
+        PHYSDEVOP_UNMAP_PIRQ => {
+            let mut b = [0u8; 8];
+            rd(d, &mut b)?;
+            let domid = u16::from_le_bytes([b[0], b[1]]);
+            let pirq = u32::try_from(i32_at(&b, 4)).map_err(|_| EINVAL)?;
+            if !self_only(domid) {
+                return Err(EINVAL);
+            }
+            crate::events::unmap_pirq(d, pirq).map(|()| 0)
+        }
+        PHYSDEVOP_SETUP_GSI => {
+            let mut b = [0u8; 8];
+            rd(d, &mut b)?;
+            let gsi = u32::try_from(i32_at(&b, 0)).map_err(|_| EINVAL)?;
+            let (level, low) = (b[4], b[5]);
+            if gsi >= crate::arch::ioapic::nr_gsis() || level > 1 || low > 1 {
+                return Err(EINVAL);
+            }
+            if crate::arch::ioapic::reserved(gsi) {
+                return Err(EBUSY);
+            }
+            if crate::events::gsi_in_use(gsi) {
+                return Err(EEXIST);
+            }
+            crate::arch::ioapic::set_signal(gsi, level == 1, low == 1);
+            Ok(0)
+        }
+        PHYSDEVOP_EOI => {
+            let mut b = [0u8; 4];
+            rd(d, &mut b)?;
+            crate::events::eoi_pirq(d, u32::from_le_bytes(b)).map(|()| 0)
+        }
+        PHYSDEVOP_IRQ_STATUS_QUERY => {
+            let mut b = [0u8; 8];
+            rd(d, &mut b)?;
+            let irq = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let flags = crate::events::pirq_status(d, irq)?;
+            wr(d, 4, &flags.to_le_bytes())?;
+            Ok(0)
+        }
+        // No shared EOI bitmap: guests fall back to PHYSDEVOP_eoi.
+        PHYSDEVOP_PIRQ_EOI_GMFN_V1 | PHYSDEVOP_PIRQ_EOI_GMFN_V2 => Err(ENOSYS),
         _ => Err(ENOSYS),
     }
 }

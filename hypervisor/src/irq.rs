@@ -1,9 +1,11 @@
 //! Hardware interrupts taken in hypervisor context (the idle loop, or any time
 //! interrupts are on in the hypervisor): the local APIC timer, the event-check IPI,
-//! spurious interrupts.
+//! device interrupts from the I/O APIC (for the control domain's pirqs), spurious
+//! interrupts.
 //!
-//! Nothing here takes a lock or logs: an interrupt may arrive while its CPU holds the
-//! console lock.
+//! Nothing here logs or waits for a lock: an interrupt may arrive while its CPU holds
+//! the console lock. Device interrupts take the I/O APIC's leaf lock and only
+//! `try_lock` `DOMAINS`.
 
 use crate::arch::percpu::{Regs, MAX_CPUS};
 use crate::arch::{apic, cpu, timer};
@@ -22,6 +24,8 @@ pub const TICK_NS: u64 = 10_000_000;
 /// Per-CPU counters, for tests and the debug console.
 pub static TIMER_TICKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 pub static EVENT_CHECKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Device interrupts (I/O APIC GSIs) taken.
+pub static DEVICE_IRQS: AtomicU64 = AtomicU64::new(0);
 /// Interrupts on vectors nobody handles (acknowledged and dropped).
 pub static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
 
@@ -89,6 +93,15 @@ pub fn handle(vector: u32) {
                 c.fetch_add(1, Ordering::Relaxed);
             }
         }
+        Ok(v) if crate::arch::ioapic::vector_to_gsi(v).is_some() => {
+            // A device interrupt (I/O APIC, CPU 0): masked if level-triggered, then
+            // delivered to the owner's pirq port (`events::gsi_interrupt`).
+            apic::eoi();
+            if let Some(gsi) = crate::arch::ioapic::vector_to_gsi(v) {
+                DEVICE_IRQS.fetch_add(1, Ordering::Relaxed);
+                crate::events::gsi_interrupt(gsi);
+            }
+        }
         _ => {
             apic::eoi();
             UNEXPECTED.fetch_add(1, Ordering::Relaxed);
@@ -108,6 +121,8 @@ pub fn timer_tick(cpu: usize) {
     }
     // Guest timers of the vCPU this CPU runs.
     crate::sched::timer_fired();
+    // Device interrupts whose delivery found `DOMAINS` taken.
+    crate::events::deliver_pirqs_try();
 }
 
 /// Start a periodic `TICK_NS` tick on this CPU.

@@ -123,6 +123,7 @@ pub fn start_aps(opts: &crate::cmdline::Options) {
     let rsdp = crate::start::BOOT_INFO.get().and_then(|b| b.rsdp);
     let tables = acpi::init(rsdp);
     crate::irq::disable_legacy_pic();
+    crate::arch::ioapic::init(tables.madt.as_ref());
     timer::init();
     timer::init_this_cpu();
     ONLINE_MASK.fetch_or(1, Ordering::Release);

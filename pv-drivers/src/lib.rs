@@ -13,5 +13,6 @@
 
 extern crate alloc;
 
+pub mod blkfront;
 pub mod blkif;
 pub mod ring;

@@ -31,6 +31,7 @@ const IMAGES: &[(&str, &str, &str)] = &[
     ("guest-pingpong", "pingpong", "pingpong"),
     ("guest-crasher", "crasher", "crasher"),
     ("guest-smp", "smp", "smp"),
+    ("guest-diskdemo", "diskdemo", "diskdemo"),
     ("guest-xsprobe", "xsprobe", "xsprobe"),
 ];
 

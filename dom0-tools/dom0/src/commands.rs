@@ -2,6 +2,7 @@
 //! this toolstack created (name, config, console), and reacts to domains shutting down
 //! as xl's per-domain daemon does (`on_poweroff`/`on_reboot`/`on_crash`).
 
+use crate::blkback::Blkback;
 use crate::builder;
 use crate::console::Console;
 use crate::xenstored::Xenstored;
@@ -41,6 +42,8 @@ pub struct Dom0 {
     doms: BTreeMap<u32, Dom>,
     shell: Shell,
     xs: Xenstored,
+    blk: Blkback,
+    disks: crate::disk::Disks,
 }
 
 fn out(s: &str) {
@@ -109,11 +112,22 @@ impl Dom0 {
             doms: BTreeMap::new(),
             shell: Shell::new(PROMPT),
             xs: Xenstored::new(),
+            blk: Blkback::new(),
+            disks: crate::disk::Disks::probe(),
         }
     }
 
-    /// A store channel fired: serve the domains' XenStore requests.
+    /// A disk's pirq event fired: acknowledge, complete, EOI (`disk.rs`).
+    pub fn disk_event(&mut self) {
+        self.disks.interrupt();
+    }
+
+    /// A store or disk channel fired: serve the domains' XenStore requests, then let
+    /// blkback follow the frontends' states and serve their rings.
     pub fn poll_store(&mut self) {
+        self.xs.poll();
+        self.blk.poll(&mut self.xs);
+        // blkback's own store writes may have queued watch events for guests.
         self.xs.poll();
     }
 
@@ -303,8 +317,9 @@ impl Dom0 {
     pub fn banner(&self) {
         let (maj, min) = guest_sdk::version::version().unwrap_or((0, 0));
         out(&format!(
-            "\ndom0: control domain up on Xen {maj}.{min}; ramdisk {} bytes\n",
-            self.ramdisk.len()
+            "\ndom0: control domain up on Xen {maj}.{min}; ramdisk {} bytes; heap {} KiB free\n",
+            self.ramdisk.len(),
+            guest_sdk::heap::usage().1 >> 10
         ));
         match archive::list(self.ramdisk) {
             Ok(files) => {
@@ -469,6 +484,9 @@ impl Dom0 {
 
     fn destroy(&mut self, id: u32) -> Option<Errno> {
         self.forget(id);
+        if let Ok(dom) = u16::try_from(id) {
+            self.blk.remove_domain(&mut self.xs, dom);
+        }
         self.unstore_domain(id);
         let mut res = None;
         for _ in 0..1000 {
@@ -609,6 +627,38 @@ impl Dom0 {
             },
             Command::Help { command } => out(&xl::help(command.as_deref())),
             Command::Xenctx { domid, vcpu, all } => xenctx(&domid, vcpu, all),
+            Command::BlockList { domains } => {
+                out(&format!(
+                    "{:<5} {:<3} {:<6} {:<5} {:<6} {:<8} {:<30}\n",
+                    "Vdev", "BE", "handle", "state", "evt-ch", "ring-ref", "BE-path"
+                ));
+                for d in domains {
+                    match self.find(&d) {
+                        Ok(id) => {
+                            let l = self.blk.list(&mut self.xs, id as u16);
+                            out(&l)
+                        }
+                        Err(e) => out(&format!("{e}\n")),
+                    }
+                }
+            }
+            Command::BlockAttach { domain, spec } => self.block_attach(&domain, &spec),
+            Command::BlockDetach { domain, dev, force } => {
+                let id = match self.find(&domain) {
+                    Ok(id) => id,
+                    Err(e) => return out(&format!("{e}\n")),
+                };
+                let devid = dev
+                    .parse::<u32>()
+                    .ok()
+                    .or_else(|| dom0_tools::diskspec::devid(&dev));
+                let done = devid.is_some_and(|n| self.blk.detach(&mut self.xs, id as u16, n, force));
+                if !done {
+                    out(&format!("Error: Device {dev} not connected.\n"));
+                }
+                self.xs.poll();
+            }
+            Command::Blkdev { args } => self.disks.command(&args),
             Command::Xenstore { tool, flags, args } => self.xenstore(&tool, &flags, &args),
             Command::BenchCreate { config_file, rounds } => {
                 self.bench_create(&config_file, rounds)
@@ -819,6 +869,43 @@ impl Dom0 {
         ));
     }
 
+    /// `xl block-attach DOMAIN SPEC...`: a new disk for a running (or paused) domain;
+    /// the guest sees `device/vbd/<devid>` appear.
+    fn block_attach(&mut self, domain: &str, spec: &[String]) {
+        let id = match self.find(domain) {
+            Ok(id) => id,
+            Err(e) => return out(&format!("{e}\n")),
+        };
+        if !self.doms.contains_key(&id) {
+            return out(&format!(
+                "libxl: error: Domain {id}: unable to add disk device\n"
+            ));
+        }
+        let d = match dom0_tools::diskspec::DiskSpec::parse(&spec.join(",")) {
+            Ok(d) => d,
+            Err(e) => return out(&format!("xlu: error: {e}\n")),
+        };
+        if self.blk.has(id as u16, d.devid()) {
+            return out(&format!(
+                "libxl: error: Domain {id}: device {} already exists\n",
+                d.vdev
+            ));
+        }
+        let ramdisk = self.ramdisk;
+        let target = d.target.clone();
+        let file = move || match archive::find(ramdisk, &target) {
+            Ok(Some(e)) => Some(e.data),
+            _ => None,
+        };
+        if let Err(e) = self.blk.add(&mut self.xs, id as u16, &d, file) {
+            out(&format!(
+                "libxl: error: Domain {id}: disk {}: {e}\n",
+                d.vdev
+            ));
+        }
+        self.xs.poll();
+    }
+
     fn create(&mut self, path: &str, overrides: &[String], console: bool, paused: bool) {
         let Some(dc) = self.load_config(path, overrides) else {
             return;
@@ -834,6 +921,14 @@ impl Dom0 {
                 "libxl: error: failed to read kernel {}: No such file or directory\nlibxl: error: cannot (re-)build domain: -3\n",
                 dc.kernel
             ));
+        };
+        let disks = match dom0_tools::diskspec::parse_all(&dc.disks) {
+            Ok(d) => d,
+            Err(e) => {
+                return out(&format!(
+                    "xlu: error: {e}\nlibxl: error: cannot (re-)build domain: -3\n"
+                ))
+            }
         };
         let built = match builder::build(&dc, kernel) {
             Ok(b) => b,
@@ -851,6 +946,24 @@ impl Dom0 {
             self.unstore_domain(id);
             let _ = p::destroydomain(built.domid);
             return;
+        }
+        for d in &disks {
+            let ramdisk = self.ramdisk;
+            let target = d.target.clone();
+            let file = move || match archive::find(ramdisk, &target) {
+                Ok(Some(e)) => Some(e.data),
+                _ => None,
+            };
+            if let Err(e) = self.blk.add(&mut self.xs, built.domid, d, file) {
+                out(&format!(
+                    "libxl: error: Domain {id}: disk {}: {e}\nlibxl: error: cannot (re-)build domain: -3\n",
+                    d.vdev
+                ));
+                self.blk.remove_domain(&mut self.xs, built.domid);
+                self.unstore_domain(id);
+                let _ = p::destroydomain(built.domid);
+                return;
+            }
         }
         let console_be = match Console::connect(built.domid, built.console_mfn, built.console_port)
         {

@@ -17,6 +17,8 @@ pub struct Slot {
     pte_maddr: u64,
     own_pte: u64,
     mapped: bool,
+    /// The grant handle when the slot shows a granted frame ([`Slot::map_grant`]).
+    grant: Option<u32>,
 }
 
 impl Slot {
@@ -35,6 +37,7 @@ impl Slot {
             pte_maddr,
             own_pte,
             mapped: false,
+            grant: None,
         })
     }
 
@@ -53,10 +56,36 @@ impl Slot {
         Ok(self.va)
     }
 
+    /// Shows the frame `dom` granted as `gref` at this slot (`GNTTABOP_map_grant_ref`
+    /// with `GNTMAP_host_map`); returns its address.
+    pub fn map_grant(&mut self, dom: DomId, gref: u32, readonly: bool) -> Result<u64, Errno> {
+        if self.mapped {
+            self.unmap()?;
+        }
+        let mut flags = xen_abi::grant_table::GNTMAP_HOST_MAP;
+        if readonly {
+            flags |= xen_abi::grant_table::GNTMAP_READONLY;
+        }
+        // SAFETY: the slot's page is ours alone and no Rust reference points into it;
+        // its mapping is replaced until `unmap`.
+        let handle = unsafe { guest_sdk::privileged::gnttab_map(self.va, flags, gref, dom) }?;
+        self.grant = Some(handle);
+        self.mapped = true;
+        // Xen does not flush the old translation of `host_addr` on a grant map.
+        mm::invlpg_local(self.va)?;
+        Ok(self.va)
+    }
+
     /// Puts dom0's own frame back (dropping the reference to the foreign frame).
     pub fn unmap(&mut self) -> Result<(), Errno> {
         if !self.mapped {
             return Ok(());
+        }
+        if let Some(handle) = self.grant {
+            // SAFETY: the grant mapping made by `map_grant` at our own page; nothing
+            // uses it after this (the caller dropped every user of the ring).
+            unsafe { guest_sdk::privileged::gnttab_unmap(self.va, handle) }?;
+            self.grant = None;
         }
         let req = [MmuUpdate {
             ptr: self.pte_maddr | MMU_NORMAL_PT_UPDATE,

@@ -13,11 +13,15 @@ fn main() {
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+mod blkback;
+#[cfg(target_os = "none")]
 mod builder;
 #[cfg(target_os = "none")]
 mod commands;
 #[cfg(target_os = "none")]
 mod console;
+#[cfg(target_os = "none")]
+mod disk;
 #[cfg(target_os = "none")]
 mod foreign;
 #[cfg(target_os = "none")]
@@ -79,6 +83,11 @@ mod guest {
     }
 
     fn guest_main(si: &'static StartInfo) {
+        // All of dom0's memory for its heap (xenstored, backends, disk overlays), not
+        // only the start-of-day padding.
+        if let Err(e) = guest_sdk::heap::grow(u64::MAX) {
+            println!("dom0: heap not grown ({e:?}): start-of-day padding only");
+        }
         let rd = ramdisk(si);
         let mut d = Dom0::new(rd);
         d.banner();
@@ -93,12 +102,17 @@ mod guest {
             let ring = RING_EVENT.swap(false, Ordering::AcqRel);
             let exc = DOMEXC_EVENT.swap(false, Ordering::AcqRel);
             let store = crate::xenstored::STORE_EVENT.swap(false, Ordering::AcqRel);
-            if !(input || ring || exc || store) {
+            let disk = crate::disk::DISK_EVENT.swap(false, Ordering::AcqRel);
+            let blk = crate::blkback::BLK_EVENT.swap(false, Ordering::AcqRel);
+            if !(input || ring || exc || store || disk || blk) {
                 sched::block();
                 continue;
             }
             events::enable();
-            if store {
+            if disk {
+                d.disk_event();
+            }
+            if store || blk {
                 d.poll_store();
             }
             if ring || exc {

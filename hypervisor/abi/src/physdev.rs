@@ -111,3 +111,17 @@ pub struct PhysdevUnmapPirq {
     pub pirq: i32,
 }
 const _: () = assert!(core::mem::size_of::<PhysdevUnmapPirq>() == 8);
+
+/// `struct physdev_setup_gsi` (IN): trigger mode and polarity of a GSI (dom0 learns them
+/// from ACPI).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PhysdevSetupGsi {
+    pub gsi: i32,
+    /// 0 edge, 1 level.
+    pub triggering: u8,
+    /// 0 active high, 1 active low.
+    pub polarity: u8,
+    pub _pad: u16,
+}
+const _: () = assert!(core::mem::size_of::<PhysdevSetupGsi>() == 8);

@@ -172,6 +172,7 @@ fn structs() -> Vec<Struct> {
         s!(PhysdevMapPirq => "struct physdev_map_pirq" { domid, type_ => "type", index, pirq,
             bus, devfn, entry_nr, table_base }),
         s!(PhysdevUnmapPirq => "struct physdev_unmap_pirq" { domid, pirq }),
+        s!(PhysdevSetupGsi => "struct physdev_setup_gsi" { gsi, triggering, polarity }),
         // memory.h
         s!(XenMemoryReservation => "struct xen_memory_reservation" {
             extent_start => "extent_start.p", nr_extents, extent_order, mem_flags, domid }),

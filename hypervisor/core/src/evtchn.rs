@@ -43,6 +43,10 @@ pub enum State {
         virq: u32,
     },
     Ipi,
+    /// Bound to a physical IRQ (`EVTCHNOP_bind_pirq`; the pirq table is `crate::pirq`).
+    Pirq {
+        pirq: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,6 +177,20 @@ impl Table {
         Ok(p)
     }
 
+    /// `EVTCHNOP_bind_pirq`: a port for `pirq`, notifying vCPU 0. The caller checked
+    /// that the pirq is mapped and not bound yet (`pirq::Table::can_bind`).
+    pub fn bind_pirq(&mut self, pirq: u32) -> Result<Port, Errno> {
+        let p = self.free_port()?;
+        self.install(
+            p,
+            Channel {
+                state: State::Pirq { pirq },
+                vcpu: 0,
+            },
+        );
+        Ok(p)
+    }
+
     /// `EVTCHNOP_bind_ipi`.
     pub fn bind_ipi(&mut self, vcpu: u32, nr_vcpus: u32) -> Result<Port, Errno> {
         if vcpu >= nr_vcpus {
@@ -268,6 +286,10 @@ pub enum Closed {
         virq: u32,
         vcpu: u32,
     },
+    /// A pirq binding went away: unbind it in the pirq table (and mask its pin).
+    Pirq {
+        pirq: u32,
+    },
 }
 
 /// Close `port` in a single table whose interdomain peer (if any) lives in `peer`.
@@ -288,6 +310,7 @@ pub fn close_in(
             virq,
             vcpu: ch.vcpu,
         },
+        State::Pirq { pirq } => Closed::Pirq { pirq },
         State::Interdomain {
             remote,
             remote_port,

@@ -14,4 +14,5 @@ pub mod evtchn;
 pub mod frame;
 pub mod grant;
 pub mod mm;
+pub mod pirq;
 pub mod sched;

@@ -4,6 +4,7 @@ pub mod apic;
 pub mod cpu;
 pub mod entry;
 pub mod gdt;
+pub mod ioapic;
 pub mod percpu;
 pub mod power;
 pub mod rtc;

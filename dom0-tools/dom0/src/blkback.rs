@@ -1,0 +1,633 @@
+//! blkback in dom0: serves each guest's virtual disks (`disk = [...]` in `xl.cfg`) over
+//! Xen's `blkif` protocol, with pv-drivers' backend core deciding what each request
+//! may do.
+//!
+//! Per disk, as libxl and Linux's blkback do it through XenStore:
+//! 1. at create, the frontend directory `/local/domain/<d>/device/vbd/<devid>` (the
+//!    guest's) and the backend directory `/local/domain/0/backend/vbd/<d>/<devid>`
+//!    (dom0's, readable by the guest), both `state = 1`; then the backend's
+//!    `sectors`, `info`, `sector-size`, features and `state = 2` (InitWait);
+//! 2. once the frontend is `Initialised` (3) or `Connected` (4): map its ring grant,
+//!    bind its event channel, `state = 4` (Connected); requests are then served on
+//!    every event: granted data copied with `GNTTABOP_copy` through a bounce page
+//!    (never mapped), the response pushed, the frontend notified;
+//! 3. frontend `Closing`/`Closed` (or the domain gone): unmap, unbind, `state = 6`.
+//!
+//! Backing stores: an image file from dom0's ramdisk (`target=/images/x.img`), read in
+//! place, with what guests write kept in a bounded copy-on-write overlay in dom0's heap
+//! for dom0's lifetime, so what a guest wrote and flushed is there for the next guest of
+//! that image.
+
+use crate::foreign::Slot;
+use crate::xenstored::Xenstored;
+use alloc::alloc::{alloc_zeroed, Layout};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::sync::atomic::{fence, AtomicBool, Ordering};
+use dom0_tools::diskspec::{Access, DiskSpec};
+use guest_sdk::{events, mm};
+use pv_drivers::blkif::{
+    Backend, BackendFeatures, BackendInfo, BlkBackRing, Disk, DiskError, FrontendInfo, GrantError,
+    Grants,
+};
+use pv_drivers::ring::SharedPage;
+use xen_abi::grant_table::{GnttabCopy, GnttabCopyPtr, GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF};
+use xen_abi::io::blkif::{VDISK_CDROM, VDISK_READONLY};
+use xen_abi::xen::DOMID_SELF;
+
+/// A disk's event channel fired.
+pub static BLK_EVENT: AtomicBool = AtomicBool::new(false);
+
+fn on_event(_port: u32) {
+    BLK_EVENT.store(true, Ordering::Release);
+}
+
+/// XenBus states (`xen/io/xenbus.h`).
+const INITIALISING: u32 = 1;
+const INIT_WAIT: u32 = 2;
+const INITIALISED: u32 = 3;
+const CONNECTED: u32 = 4;
+const CLOSING: u32 = 5;
+const CLOSED: u32 = 6;
+
+/// The segments an indirect request may carry (Linux's blkback offers 256).
+const MAX_INDIRECT_SEGMENTS: u32 = 256;
+
+/// Bytes of written data an image may hold in dom0's heap (its overlay): beyond that
+/// writes fail with `BLKIF_RSP_ERROR` rather than exhaust dom0's memory.
+const OVERLAY_LIMIT: usize = 32 << 20;
+
+/// An image from dom0's ramdisk: the file's bytes stay where the ramdisk has them (read
+/// only), and what guests write goes to a copy-on-write overlay of 4 KiB chunks in
+/// dom0's heap, kept for dom0's lifetime so the next guest of the image sees it.
+struct ImageData {
+    base: &'static [u8],
+    overlay: BTreeMap<u64, Box<[u8; 4096]>>,
+}
+
+impl ImageData {
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        let end = offset.checked_add(buf.len() as u64).ok_or(DiskError::Io)?;
+        if end > self.base.len() as u64 {
+            return Err(DiskError::Io);
+        }
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let (chunk, off) = (pos / 4096, (pos % 4096) as usize);
+            let n = (4096 - off).min(buf.len() - done);
+            let dst = buf.get_mut(done..done + n).ok_or(DiskError::Io)?;
+            match self.overlay.get(&chunk) {
+                Some(c) => dst.copy_from_slice(c.get(off..off + n).ok_or(DiskError::Io)?),
+                None => {
+                    let p = pos as usize;
+                    dst.copy_from_slice(self.base.get(p..p + n).ok_or(DiskError::Io)?)
+                }
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), DiskError> {
+        let end = offset.checked_add(data.len() as u64).ok_or(DiskError::Io)?;
+        if end > self.base.len() as u64 {
+            return Err(DiskError::Io);
+        }
+        let mut done = 0usize;
+        while done < data.len() {
+            let pos = offset + done as u64;
+            let (chunk, off) = (pos / 4096, (pos % 4096) as usize);
+            let n = (4096 - off).min(data.len() - done);
+            if !self.overlay.contains_key(&chunk) {
+                if (self.overlay.len() + 1) * 4096 > OVERLAY_LIMIT {
+                    return Err(DiskError::Io);
+                }
+                let mut c = Box::new([0u8; 4096]);
+                let start = (chunk * 4096) as usize;
+                let have = self.base.len().saturating_sub(start).min(4096);
+                if let (Some(dst), Some(src)) =
+                    (c.get_mut(..have), self.base.get(start..start + have))
+                {
+                    dst.copy_from_slice(src);
+                }
+                self.overlay.insert(chunk, c);
+            }
+            let c = self.overlay.get_mut(&chunk).ok_or(DiskError::Io)?;
+            let src = data.get(done..done + n).ok_or(DiskError::Io)?;
+            c.get_mut(off..off + n)
+                .ok_or(DiskError::Io)?
+                .copy_from_slice(src);
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+/// An image shared by the disks that use it.
+type Image = Rc<RefCell<ImageData>>;
+
+/// A disk over an image.
+struct MemDisk {
+    image: Image,
+    read_only: bool,
+}
+
+impl Disk for MemDisk {
+    fn sectors(&self) -> u64 {
+        self.image.borrow().base.len() as u64 / 512
+    }
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        self.image.borrow().read(offset, buf)
+    }
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), DiskError> {
+        if self.read_only {
+            return Err(DiskError::Io);
+        }
+        self.image.borrow_mut().write(offset, data)
+    }
+    fn flush(&mut self) -> Result<(), DiskError> {
+        // dom0's memory is the medium: a completed write is as durable as it gets.
+        Ok(())
+    }
+}
+
+/// Granted data moved with `GNTTABOP_copy` through one bounce page of dom0's.
+struct CopyGrants {
+    bounce: *mut u8,
+    bounce_mfn: u64,
+}
+
+impl CopyGrants {
+    fn new() -> Option<CopyGrants> {
+        let layout = Layout::from_size_align(4096, 4096).ok()?;
+        // SAFETY: non-zero size; the page is never freed (one per dom0).
+        let p = unsafe { alloc_zeroed(layout) };
+        if p.is_null() {
+            return None;
+        }
+        let bounce_mfn = mm::virt_to_mfn(p as u64)?;
+        Some(CopyGrants {
+            bounce: p,
+            bounce_mfn,
+        })
+    }
+
+    fn copy(&self, op: GnttabCopy) -> Result<(), GrantError> {
+        match guest_sdk::privileged::gnttab_copy(&op) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(GrantError(-(e.0.min(i16::MAX as i32) as i16))),
+        }
+    }
+}
+
+impl Grants for CopyGrants {
+    fn copy_from(
+        &mut self,
+        domid: u16,
+        gref: u32,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<(), GrantError> {
+        if offset + buf.len() > 4096 {
+            return Err(GrantError(-1));
+        }
+        self.copy(GnttabCopy {
+            source: GnttabCopyPtr {
+                u: u64::from(gref),
+                domid,
+                offset: offset as u16,
+                ..Default::default()
+            },
+            dest: GnttabCopyPtr {
+                u: self.bounce_mfn,
+                domid: DOMID_SELF,
+                offset: 0,
+                ..Default::default()
+            },
+            len: buf.len() as u16,
+            flags: GNTCOPY_SOURCE_GREF,
+            ..Default::default()
+        })?;
+        // SAFETY: the bounce page is ours, 4096 bytes; the hypervisor wrote it during
+        // the copy hypercall, which has returned; `buf.len()` <= 4096.
+        unsafe { core::ptr::copy_nonoverlapping(self.bounce, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    fn copy_to(
+        &mut self,
+        domid: u16,
+        gref: u32,
+        offset: usize,
+        data: &[u8],
+    ) -> Result<(), GrantError> {
+        if offset + data.len() > 4096 {
+            return Err(GrantError(-1));
+        }
+        // SAFETY: as in `copy_from`; nothing else uses the bounce page.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), self.bounce, data.len()) };
+        self.copy(GnttabCopy {
+            source: GnttabCopyPtr {
+                u: self.bounce_mfn,
+                domid: DOMID_SELF,
+                offset: 0,
+                ..Default::default()
+            },
+            dest: GnttabCopyPtr {
+                u: u64::from(gref),
+                domid,
+                offset: offset as u16,
+                ..Default::default()
+            },
+            len: data.len() as u16,
+            flags: GNTCOPY_DEST_GREF,
+            ..Default::default()
+        })
+    }
+}
+
+/// The frontend's ring page, mapped in dom0 through its grant: shared with the guest,
+/// so every access is volatile through the raw pointer.
+struct RingPage(*mut u8);
+
+impl SharedPage for RingPage {
+    fn size(&self) -> usize {
+        4096
+    }
+    fn read_u32(&self, off: usize) -> u32 {
+        if off + 4 > 4096 {
+            return 0;
+        }
+        // SAFETY: in the mapped page (checked), 4-aligned (ring fields are).
+        unsafe { (self.0.add(off) as *const u32).read_volatile() }
+    }
+    fn write_u32(&self, off: usize, val: u32) {
+        if off + 4 <= 4096 {
+            // SAFETY: as in `read_u32`.
+            unsafe { (self.0.add(off) as *mut u32).write_volatile(val) }
+        }
+    }
+    fn read_bytes(&self, off: usize, out: &mut [u8]) {
+        if off + out.len() > 4096 {
+            return;
+        }
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: in the mapped page (checked above).
+            *b = unsafe { self.0.add(off + i).read_volatile() };
+        }
+    }
+    fn write_bytes(&self, off: usize, data: &[u8]) {
+        if off + data.len() > 4096 {
+            return;
+        }
+        for (i, &b) in data.iter().enumerate() {
+            // SAFETY: in the mapped page (checked above).
+            unsafe { self.0.add(off + i).write_volatile(b) };
+        }
+    }
+    fn fence(&self) {
+        fence(Ordering::SeqCst);
+    }
+}
+
+/// A connected ring.
+struct Conn {
+    ring: BlkBackRing<RingPage>,
+    port: u32,
+    /// Keeps the ring mapped; dropped (unmapped) after `ring`.
+    slot: Slot,
+}
+
+/// One virtual disk of one domain.
+struct Vbd {
+    domid: u16,
+    vdev: String,
+    be: String,
+    fe: String,
+    disk: MemDisk,
+    backend: Backend,
+    conn: Option<Conn>,
+    state: u32,
+    /// `xl block-detach` asked for it to go once the guest has closed it.
+    detaching: bool,
+}
+
+/// Every virtual disk dom0 serves.
+pub struct Blkback {
+    images: BTreeMap<String, Image>,
+    vbds: Vec<Vbd>,
+    grants: Option<CopyGrants>,
+}
+
+impl Blkback {
+    pub fn new() -> Blkback {
+        Blkback {
+            images: BTreeMap::new(),
+            vbds: Vec::new(),
+            grants: CopyGrants::new(),
+        }
+    }
+
+    /// The image at `path` in dom0's memory (read from the ramdisk the first time).
+    fn image(&mut self, path: &str, file: impl FnOnce() -> Option<&'static [u8]>) -> Option<Image> {
+        if let Some(i) = self.images.get(path) {
+            return Some(i.clone());
+        }
+        let base = file()?;
+        let img = Rc::new(RefCell::new(ImageData {
+            base,
+            overlay: BTreeMap::new(),
+        }));
+        self.images.insert(path.to_string(), img.clone());
+        Some(img)
+    }
+
+    /// Set up disk `spec` for domain `domid` (being built, not yet running): the image,
+    /// the frontend and backend directories, the backend's announcement (InitWait).
+    pub fn add(
+        &mut self,
+        xs: &mut Xenstored,
+        domid: u16,
+        spec: &DiskSpec,
+        file: impl FnOnce() -> Option<&'static [u8]>,
+    ) -> Result<(), String> {
+        let image = self
+            .image(&spec.target, file)
+            .ok_or_else(|| format!("{}: No such file or directory", spec.target))?;
+        if image.borrow().base.len() < 512 {
+            return Err(format!("{}: smaller than one sector", spec.target));
+        }
+        let devid = spec.devid();
+        let read_only = spec.access == Access::ReadOnly;
+        let fe = format!("/local/domain/{domid}/device/vbd/{devid}");
+        let be = format!("/local/domain/0/backend/vbd/{domid}/{devid}");
+        let e = |r: Result<(), String>, what: &str| r.map_err(|err| format!("{what}: {err}"));
+        let guest = [format!("n{domid}"), String::from("r0")];
+        let dom0 = [String::from("n0"), format!("r{domid}")];
+        let guest: Vec<&str> = guest.iter().map(String::as_str).collect();
+        let dom0: Vec<&str> = dom0.iter().map(String::as_str).collect();
+        e(xs.mkdir(&fe), &fe)?;
+        e(xs.set_perms(&fe, &guest), &fe)?;
+        e(xs.mkdir(&be), &be)?;
+        e(xs.set_perms(&be, &dom0), &be)?;
+        let fe_keys = [
+            ("backend", be.clone()),
+            ("backend-id", String::from("0")),
+            ("virtual-device", devid.to_string()),
+            (
+                "device-type",
+                String::from(if spec.cdrom { "cdrom" } else { "disk" }),
+            ),
+            ("state", INITIALISING.to_string()),
+        ];
+        for (k, v) in fe_keys {
+            let p = format!("{fe}/{k}");
+            e(xs.write(&p, v.as_bytes()), &p)?;
+        }
+        let features = BackendFeatures {
+            flush_cache: true,
+            max_indirect_segments: MAX_INDIRECT_SEGMENTS,
+            ..Default::default()
+        };
+        let disk = MemDisk { image, read_only };
+        let mut info = 0;
+        if read_only {
+            info |= VDISK_READONLY;
+        }
+        if spec.cdrom {
+            info |= VDISK_CDROM;
+        }
+        let announce = BackendInfo {
+            sectors: disk.sectors(),
+            info,
+            feature_flush_cache: features.flush_cache,
+            max_indirect_segments: features.max_indirect_segments,
+            ..Default::default()
+        };
+        let mut be_keys: Vec<(String, String)> = alloc::vec![
+            ("frontend".into(), fe.clone()),
+            ("frontend-id".into(), domid.to_string()),
+            ("online".into(), "1".into()),
+            ("removable".into(), "0".into()),
+            ("bootable".into(), "1".into()),
+            ("dev".into(), spec.vdev.clone()),
+            ("type".into(), "phy".into()),
+            (
+                "mode".into(),
+                String::from(if read_only { "r" } else { "w" })
+            ),
+            (
+                "device-type".into(),
+                String::from(if spec.cdrom { "cdrom" } else { "disk" })
+            ),
+            ("params".into(), spec.target.clone()),
+        ];
+        be_keys.extend(
+            announce
+                .to_xenstore()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v)),
+        );
+        be_keys.push(("state".into(), INIT_WAIT.to_string()));
+        for (k, v) in be_keys {
+            let p = format!("{be}/{k}");
+            e(xs.write(&p, v.as_bytes()), &p)?;
+        }
+        self.vbds.push(Vbd {
+            domid,
+            vdev: spec.vdev.clone(),
+            be,
+            fe,
+            disk,
+            backend: Backend::new(features, domid),
+            conn: None,
+            state: INIT_WAIT,
+            detaching: false,
+        });
+        Ok(())
+    }
+
+    /// Whether domain `domid` already has a disk `vdev` or of the same device number.
+    pub fn has(&self, domid: u16, devid: u32) -> bool {
+        self.vbds
+            .iter()
+            .any(|v| v.domid == domid && v.be.ends_with(&format!("/{devid}")))
+    }
+
+    /// `xl block-detach`: ask the guest to let go (backend `Closing`); the disk goes
+    /// once the frontend is closed, or at once with `force` or when it never connected.
+    /// False if there is no such disk.
+    pub fn detach(&mut self, xs: &mut Xenstored, domid: u16, devid: u32, force: bool) -> bool {
+        let suffix = format!("/{devid}");
+        let Some(v) = self
+            .vbds
+            .iter_mut()
+            .find(|v| v.domid == domid && v.be.ends_with(&suffix))
+        else {
+            return false;
+        };
+        v.detaching = true;
+        if force || v.conn.is_none() {
+            v.conn = None;
+            v.state = CLOSED;
+        } else {
+            set_state(xs, v, CLOSING);
+        }
+        self.reap(xs);
+        true
+    }
+
+    /// Remove detached disks that are closed: their nodes on both sides.
+    fn reap(&mut self, xs: &mut Xenstored) {
+        self.vbds.retain_mut(|v| {
+            if !(v.detaching && v.state == CLOSED) {
+                return true;
+            }
+            v.conn = None;
+            let _ = xs.rm(&v.be);
+            let _ = xs.rm(&v.fe);
+            false
+        });
+    }
+
+    /// Follow the frontends' states and serve every connected ring.
+    pub fn poll(&mut self, xs: &mut Xenstored) {
+        let Some(grants) = self.grants.as_mut() else {
+            return;
+        };
+        for v in self.vbds.iter_mut() {
+            let fe_state = read_u32(xs, &format!("{}/state", v.fe)).unwrap_or(CLOSED);
+            match (v.conn.is_some(), fe_state) {
+                (false, INITIALISED | CONNECTED) if v.state == INIT_WAIT => match connect(xs, v) {
+                    Ok(c) => {
+                        v.conn = Some(c);
+                        set_state(xs, v, CONNECTED);
+                    }
+                    Err(e) => {
+                        guest_sdk::println!(
+                            "blkback: domain {} {}: cannot connect: {e}",
+                            v.domid,
+                            v.vdev
+                        );
+                        let _ = xs.write(&format!("{}/error", v.be), e.as_bytes());
+                        set_state(xs, v, CLOSED);
+                    }
+                },
+                (true, CLOSING | CLOSED) => {
+                    v.conn = None;
+                    set_state(xs, v, CLOSED);
+                }
+                (false, CLOSING | CLOSED) if v.detaching => set_state(xs, v, CLOSED),
+                _ => {}
+            }
+            let Some(c) = v.conn.as_mut() else {
+                continue;
+            };
+            // Bounded per pass: one busy guest cannot starve the others or the shell.
+            match v.backend.service(&mut c.ring, grants, &mut v.disk, 64) {
+                Ok(s) => {
+                    if s.notify {
+                        let _ = events::send(c.port);
+                    }
+                    if s.more {
+                        BLK_EVENT.store(true, Ordering::Release);
+                    }
+                }
+                Err(e) => {
+                    guest_sdk::println!(
+                        "blkback: domain {} {}: broken ring ({e:?}), disconnected",
+                        v.domid,
+                        v.vdev
+                    );
+                    v.conn = None;
+                    set_state(xs, v, CLOSED);
+                }
+            }
+        }
+        self.reap(xs);
+    }
+
+    /// Domain `domid` is gone: drop its disks and their backend directories.
+    pub fn remove_domain(&mut self, xs: &mut Xenstored, domid: u16) {
+        self.vbds.retain_mut(|v| {
+            if v.domid != domid {
+                return true;
+            }
+            v.conn = None;
+            let _ = xs.rm(&v.be);
+            false
+        });
+        let _ = xs.rm(&format!("/local/domain/0/backend/vbd/{domid}"));
+    }
+
+    /// `xl block-list DOMAIN`: xl's columns, one line per disk (`Vdev BE handle state
+    /// evt-ch ring-ref BE-path`; -1 where the frontend has not said yet).
+    pub fn list(&self, xs: &mut Xenstored, domid: u16) -> String {
+        let mut o = String::new();
+        for v in self.vbds.iter().filter(|v| v.domid == domid) {
+            let devid = v.be.rsplit('/').next().unwrap_or("0");
+            let fe_num = |xs: &mut Xenstored, k: &str| -> i64 {
+                read_u32(xs, &format!("{}/{k}", v.fe)).map_or(-1, i64::from)
+            };
+            let evtch = fe_num(xs, "event-channel");
+            let rref = fe_num(xs, "ring-ref");
+            o.push_str(&format!(
+                "{:<5} {:<3} {:<6} {:<5} {:<6} {:<8} {:<30}\n",
+                devid, 0, domid, v.state, evtch, rref, v.be
+            ));
+        }
+        o
+    }
+}
+
+fn set_state(xs: &mut Xenstored, v: &mut Vbd, state: u32) {
+    v.state = state;
+    let _ = xs.write(&format!("{}/state", v.be), state.to_string().as_bytes());
+}
+
+fn read_u32(xs: &mut Xenstored, path: &str) -> Option<u32> {
+    let v = xs.read(path).ok()?;
+    core::str::from_utf8(&v).ok()?.trim().parse().ok()
+}
+
+/// Map the frontend's ring and bind its channel.
+fn connect(xs: &mut Xenstored, v: &mut Vbd) -> Result<Conn, String> {
+    let fe = v.fe.clone();
+    let info = FrontendInfo::from_xenstore(|k| {
+        xs.read(&format!("{fe}/{k}"))
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    })
+    .map_err(|e| format!("frontend keys: {e:?}"))?;
+    if !info.protocol.is_native() {
+        return Err(String::from("unsupported protocol"));
+    }
+    let mut slot = Slot::new().map_err(|e| format!("no slot: {e:?}"))?;
+    let va = slot
+        .map_grant(v.domid, info.ring_ref, false)
+        .map_err(|e| format!("mapping ring-ref {}: {e:?}", info.ring_ref))?;
+    let ring =
+        BlkBackRing::attach(RingPage(va as *mut u8), 0).map_err(|e| format!("ring: {e:?}"))?;
+    let port = events::bind_interdomain(v.domid, info.event_channel)
+        .map_err(|e| format!("binding event-channel {}: {e:?}", info.event_channel))?;
+    let _ = events::set_handler(port, on_event);
+    let _ = events::unmask(port);
+    Ok(Conn { ring, port, slot })
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let _ = events::close(self.port);
+        // The ring's page is unmapped when `slot` drops, after this.
+        let _ = &self.slot;
+    }
+}
