@@ -220,3 +220,81 @@ fn block_attach_list_and_detach_on_a_running_guest_on_ours() {
 fn block_attach_list_and_detach_on_a_running_guest_on_real_xen_4_17() {
     attach_detach("xen-4.17");
 }
+
+/// `diskdemo`'s pattern: word `i` of sector `s` (a copy of the guest's `pattern_word`).
+fn pattern_word(sector: u64, i: u64) -> u64 {
+    let mut z = (sector * 64 + i).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A guest's disk served from a real disk: a file on the host behind QEMU's
+/// virtio-blk, which dom0 drives (`target=/dev/vda`). A guest writes the pattern over
+/// its whole disk and flushes; a new guest reads it back; after the machine is gone
+/// the host finds every sector of it in the file, with ordinary file reads.
+fn guest_disk_on_a_host_file(hv: &str) {
+    const SECTORS: u64 = 4096;
+    let dir = std::env::temp_dir().join(format!("hv-blk-test-{}-{hv}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("guest.raw");
+    std::fs::write(&file, vec![0x5a_u8; (SECTORS * 512) as usize]).expect("disk file");
+    let mut args = dom0_args(hv, 2, "console=com1 dom0_mem=128M");
+    args.extend([
+        "-drive".into(),
+        format!("file={},format=raw,if=none,id=vd0", file.display()),
+        "-device".into(),
+        "virtio-blk-pci,drive=vd0".into(),
+    ]);
+    let mut s = Session::start(&format!("blk-host-{hv}"), &args);
+    let banner = s.expect("xl> ", T);
+    assert!(
+        banner.contains("(/dev/vda)"),
+        "[{hv}] dom0 found no disk:\n{banner}"
+    );
+    let disk = "'disk=[\"format=raw, vdev=xvda, access=rw, target=/dev/vda\"]'";
+    let w = run_and_destroy(
+        &mut s,
+        &format!("/etc/xen/diskdemo-pattern-write.cfg {disk}"),
+        "diskdemo-pw",
+    );
+    assert!(
+        w.contains(&format!("diskdemo: xvda {SECTORS} sectors")),
+        "[{hv}]\n{w}"
+    );
+    assert!(
+        w.contains(&format!("pattern written {SECTORS} sectors")),
+        "[{hv}]\n{w}"
+    );
+    let c = run_and_destroy(
+        &mut s,
+        &format!("/etc/xen/diskdemo-pattern-check.cfg {disk}"),
+        "diskdemo-pc",
+    );
+    assert!(c.contains("pattern check PASS"), "[{hv}]\n{c}");
+    drop(s);
+    let img = std::fs::read(&file).expect("read the disk file back");
+    assert_eq!(img.len() as u64, SECTORS * 512);
+    for (k, w) in img.chunks_exact(8).enumerate() {
+        let (sector, i) = (k as u64 / 64, k as u64 % 64);
+        let got = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        assert_eq!(
+            got,
+            pattern_word(sector, i),
+            "[{hv}] word {i} of sector {sector}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn a_guest_disk_on_virtio_blk_reaches_the_host_file_on_ours() {
+    guest_disk_on_a_host_file("hypervisor");
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn a_guest_disk_on_virtio_blk_reaches_the_host_file_on_real_xen_4_17() {
+    guest_disk_on_a_host_file("xen-4.17");
+}

@@ -132,31 +132,61 @@ impl ImageData {
 /// An image shared by the disks that use it.
 type Image = Rc<RefCell<ImageData>>;
 
-/// A disk over an image.
-struct MemDisk {
-    image: Image,
+/// What a guest's disk is backed by.
+enum Backing {
+    /// An image from dom0's ramdisk.
+    Image(Image),
+    /// One of dom0's own disks (`target=/dev/vdX`): QEMU's virtio-blk.
+    Phys(Rc<RefCell<crate::disk::Disk>>),
+}
+
+/// A guest's disk as blkback's core sees it.
+struct VDisk {
+    backing: Backing,
     read_only: bool,
 }
 
-impl Disk for MemDisk {
+impl Disk for VDisk {
     fn sectors(&self) -> u64 {
-        self.image.borrow().base.len() as u64 / 512
+        match &self.backing {
+            Backing::Image(i) => i.borrow().base.len() as u64 / 512,
+            Backing::Phys(d) => d.borrow().sectors(),
+        }
     }
     fn read_only(&self) -> bool {
         self.read_only
     }
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DiskError> {
-        self.image.borrow().read(offset, buf)
+        match &self.backing {
+            Backing::Image(i) => i.borrow().read(offset, buf),
+            Backing::Phys(d) => {
+                let mut d = d.try_borrow_mut().map_err(|_| DiskError::Io)?;
+                d.read_at(offset, buf).map_err(|_| DiskError::Io)
+            }
+        }
     }
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), DiskError> {
         if self.read_only {
             return Err(DiskError::Io);
         }
-        self.image.borrow_mut().write(offset, data)
+        match &self.backing {
+            Backing::Image(i) => i.borrow_mut().write(offset, data),
+            Backing::Phys(d) => {
+                let mut d = d.try_borrow_mut().map_err(|_| DiskError::Io)?;
+                d.write_at(offset, data).map_err(|_| DiskError::Io)
+            }
+        }
     }
     fn flush(&mut self) -> Result<(), DiskError> {
-        // dom0's memory is the medium: a completed write is as durable as it gets.
-        Ok(())
+        match &self.backing {
+            // dom0's memory is the medium: a completed write is as durable as it gets.
+            Backing::Image(_) => Ok(()),
+            // The device's write cache reaches the medium (the host's file).
+            Backing::Phys(d) => {
+                let mut d = d.try_borrow_mut().map_err(|_| DiskError::Io)?;
+                d.flush_all().map_err(|_| DiskError::Io)
+            }
+        }
     }
 }
 
@@ -313,7 +343,7 @@ struct Vbd {
     vdev: String,
     be: String,
     fe: String,
-    disk: MemDisk,
+    disk: VDisk,
     backend: Backend,
     conn: Option<Conn>,
     state: u32,
@@ -358,14 +388,26 @@ impl Blkback {
         xs: &mut Xenstored,
         domid: u16,
         spec: &DiskSpec,
+        phys: Option<Rc<RefCell<crate::disk::Disk>>>,
         file: impl FnOnce() -> Option<&'static [u8]>,
     ) -> Result<(), String> {
-        let image = self
-            .image(&spec.target, file)
-            .ok_or_else(|| format!("{}: No such file or directory", spec.target))?;
-        if image.borrow().base.len() < 512 {
-            return Err(format!("{}: smaller than one sector", spec.target));
-        }
+        let backing = match phys {
+            Some(d) => {
+                // One guest at a time may write a physical disk (libxl's rule).
+                let shared = self.vbds.iter().any(|v| match &v.disk.backing {
+                    Backing::Phys(o) => Rc::ptr_eq(o, &d),
+                    Backing::Image(_) => false,
+                });
+                if shared && spec.access == Access::ReadWrite {
+                    return Err(format!("{} is already in use", spec.target));
+                }
+                Backing::Phys(d)
+            }
+            None => Backing::Image(
+                self.image(&spec.target, file)
+                    .ok_or_else(|| format!("{}: No such file or directory", spec.target))?,
+            ),
+        };
         let devid = spec.devid();
         let read_only = spec.access == Access::ReadOnly;
         let fe = format!("/local/domain/{domid}/device/vbd/{devid}");
@@ -398,7 +440,10 @@ impl Blkback {
             max_indirect_segments: MAX_INDIRECT_SEGMENTS,
             ..Default::default()
         };
-        let disk = MemDisk { image, read_only };
+        let disk = VDisk { backing, read_only };
+        if disk.sectors() == 0 {
+            return Err(format!("{}: smaller than one sector", spec.target));
+        }
         let mut info = 0;
         if read_only {
             info |= VDISK_READONLY;

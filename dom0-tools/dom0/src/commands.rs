@@ -897,7 +897,13 @@ impl Dom0 {
             Ok(Some(e)) => Some(e.data),
             _ => None,
         };
-        if let Err(e) = self.blk.add(&mut self.xs, id as u16, &d, file) {
+        if let Err(e) = self.blk.add(
+            &mut self.xs,
+            id as u16,
+            &d,
+            self.disks.by_dev(&d.target),
+            file,
+        ) {
             out(&format!(
                 "libxl: error: Domain {id}: disk {}: {e}\n",
                 d.vdev
@@ -954,7 +960,13 @@ impl Dom0 {
                 Ok(Some(e)) => Some(e.data),
                 _ => None,
             };
-            if let Err(e) = self.blk.add(&mut self.xs, built.domid, d, file) {
+            if let Err(e) = self.blk.add(
+                &mut self.xs,
+                built.domid,
+                d,
+                self.disks.by_dev(&d.target),
+                file,
+            ) {
                 out(&format!(
                     "libxl: error: Domain {id}: disk {}: {e}\nlibxl: error: cannot (re-)build domain: -3\n",
                     d.vdev

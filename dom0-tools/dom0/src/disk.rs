@@ -27,8 +27,10 @@ extern crate alloc;
 
 use alloc::alloc::Layout;
 use alloc::format;
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::{RefCell, RefMut};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use dom0_tools::pci::{self, Bdf, Mechanism1, PortIo};
 use dom0_tools::virtio::blk::{BlkProbe, Completion, ReqStatus, Request, Segment, VirtioBlk};
@@ -459,6 +461,46 @@ impl Disk {
         }
         self.run(&Request::Flush).map(|_| ())
     }
+
+    /// Capacity in 512-byte sectors.
+    pub fn sectors(&self) -> u64 {
+        self.blk.capacity()
+    }
+
+    /// Read `buf` at byte `offset` (both multiples of 512), for blkback.
+    pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), String> {
+        let (sector, count) = sectors_of(offset, buf.len())?;
+        self.read(sector, count, |lba, b| {
+            let at = (lba - sector) as usize * SECTOR;
+            if let Some(dst) = buf.get_mut(at..at + SECTOR) {
+                dst.copy_from_slice(b);
+            }
+        })
+    }
+
+    /// Write `data` at byte `offset` (both multiples of 512), for blkback.
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), String> {
+        let (sector, count) = sectors_of(offset, data.len())?;
+        self.write(sector, count, |lba, b| {
+            let at = (lba - sector) as usize * SECTOR;
+            if let Some(src) = data.get(at..at + SECTOR) {
+                b.copy_from_slice(src);
+            }
+        })
+    }
+
+    /// Flush the device's write cache (if it has one), for blkback.
+    pub fn flush_all(&mut self) -> Result<(), String> {
+        self.flush()
+    }
+}
+
+/// The sectors a 512-aligned byte range covers.
+fn sectors_of(offset: u64, len: usize) -> Result<(u64, u64), String> {
+    if !offset.is_multiple_of(SECTOR as u64) || !len.is_multiple_of(SECTOR) || len == 0 {
+        return Err(String::from("unaligned range"));
+    }
+    Ok((offset / SECTOR as u64, (len / SECTOR) as u64))
 }
 
 /// SplitMix64: the pattern generator `blkdev fill`/`check` and the system test share.
@@ -489,7 +531,8 @@ const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 /// Every disk dom0 found.
 #[derive(Default)]
 pub struct Disks {
-    disks: Vec<Disk>,
+    /// Shared with blkback, which serves guests from them (`target=/dev/vdX`).
+    disks: Vec<Rc<RefCell<Disk>>>,
 }
 
 impl Disks {
@@ -512,13 +555,14 @@ impl Disks {
             match start(&mut cs, &f, &d.disks) {
                 Ok(disk) => {
                     println!(
-                        "dom0: disk {} virtio-blk, {} sectors of 512 bytes, pirq {} port {}",
+                        "dom0: disk {} virtio-blk, {} sectors of 512 bytes, pirq {} port {} (/dev/vd{})",
                         disk.bdf,
                         disk.blk.capacity(),
                         disk.pirq,
-                        disk.port
+                        disk.port,
+                        char::from(b'a' + d.disks.len() as u8)
                     );
-                    d.disks.push(disk);
+                    d.disks.push(Rc::new(RefCell::new(disk)));
                 }
                 Err(e) => println!("dom0: disk {}: {e}", f.bdf),
             }
@@ -528,21 +572,39 @@ impl Disks {
 
     /// A disk's event fired: serve the disks whose port fired.
     pub fn interrupt(&mut self) {
-        for d in self.disks.iter_mut() {
-            if take_pending(d.index) {
-                d.interrupt();
+        for d in self.disks.iter() {
+            // A disk busy in a request (blkback) takes its own interrupts.
+            if let Ok(mut d) = d.try_borrow_mut() {
+                if take_pending(d.index) {
+                    d.interrupt();
+                }
             }
         }
     }
 
-    fn find(&mut self, name: &str) -> Result<&mut Disk, String> {
+    fn find(&mut self, name: &str) -> Result<RefMut<'_, Disk>, String> {
         let n = name.strip_prefix("disk").unwrap_or(name);
         let i = match n.parse::<usize>() {
             Ok(i) => Some(i),
-            Err(_) => self.disks.iter().position(|d| format!("{}", d.bdf) == name),
+            Err(_) => self
+                .disks
+                .iter()
+                .position(|d| format!("{}", d.borrow().bdf) == name),
         };
-        i.and_then(|i| self.disks.get_mut(i))
+        i.and_then(|i| self.disks.get(i))
+            .and_then(|d| d.try_borrow_mut().ok())
             .ok_or_else(|| format!("blkdev: no disk '{name}' (see blkdev list)"))
+    }
+
+    /// The disk Linux would call `path` (`/dev/vda` is the first found, `/dev/vdb` the
+    /// second...), for blkback to serve a guest from.
+    pub fn by_dev(&self, path: &str) -> Option<Rc<RefCell<Disk>>> {
+        let letter = path.strip_prefix("/dev/vd")?;
+        let [c] = letter.as_bytes() else {
+            return None;
+        };
+        let i = c.checked_sub(b'a')? as usize;
+        self.disks.get(i).cloned()
     }
 
     /// `blkdev SUBCOMMAND ARGS...`: prints its result.
@@ -571,6 +633,7 @@ impl Disks {
                     s.push_str("blkdev: no disks\n");
                 }
                 for (i, d) in self.disks.iter().enumerate() {
+                    let d = d.borrow();
                     let eoi = match needs_eoi(d.pirq) {
                         Ok(true) => "needs EOI",
                         Ok(false) => "no EOI",
@@ -590,7 +653,7 @@ impl Disks {
                 Ok(s)
             }
             "read" => {
-                let disk = self.find(args.get(1).ok_or(USAGE)?)?;
+                let mut disk = self.find(args.get(1).ok_or(USAGE)?)?;
                 let sector = num(2)?;
                 let count = if args.len() > 3 { num(3)? } else { 1 };
                 let mut h = FNV_OFFSET;
@@ -620,7 +683,7 @@ impl Disks {
                 ))
             }
             "write" => {
-                let disk = self.find(args.get(1).ok_or(USAGE)?)?;
+                let mut disk = self.find(args.get(1).ok_or(USAGE)?)?;
                 let sector = num(2)?;
                 let text = args
                     .get(3..)
@@ -643,7 +706,7 @@ impl Disks {
                 ))
             }
             "fill" => {
-                let disk = self.find(args.get(1).ok_or(USAGE)?)?;
+                let mut disk = self.find(args.get(1).ok_or(USAGE)?)?;
                 let (sector, count, seed) = (num(2)?, num(3)?, num(4)?);
                 disk.write(sector, count, |lba, b| pattern(seed, lba, b))?;
                 Ok(format!(
@@ -651,7 +714,7 @@ impl Disks {
                 ))
             }
             "check" => {
-                let disk = self.find(args.get(1).ok_or(USAGE)?)?;
+                let mut disk = self.find(args.get(1).ok_or(USAGE)?)?;
                 let (sector, count, seed) = (num(2)?, num(3)?, num(4)?);
                 let mut want = [0u8; SECTOR];
                 let (mut bad, mut first) = (0u64, None);
@@ -672,8 +735,9 @@ impl Disks {
                 })
             }
             "irqtest" => {
-                let mut out = irqtest(self.disks.first().map(|d| d.pirq));
+                let mut out = irqtest(self.disks.first().map(|d| d.borrow().pirq));
                 if let Some(d) = self.disks.first() {
+                    let d = d.borrow();
                     out += &match events::status(d.port) {
                         Ok(st) => format!(
                             "irqtest: status of port {}: state {} pirq {} vcpu {}\n",
@@ -686,7 +750,7 @@ impl Disks {
             }
             "irqhold" => self.find(args.get(1).ok_or(USAGE)?)?.irqhold(),
             "flush" => {
-                let disk = self.find(args.get(1).ok_or(USAGE)?)?;
+                let mut disk = self.find(args.get(1).ok_or(USAGE)?)?;
                 disk.flush()?;
                 Ok(String::from("blkdev: flushed\n"))
             }
@@ -767,7 +831,11 @@ fn irqtest(disk_pirq: Option<u32>) -> String {
 }
 
 /// Bring up one function: BAR0, the virtio handshake, the queue, the interrupt.
-fn start(cs: &mut Mechanism1<HwIo>, f: &pci::PciFunction, others: &[Disk]) -> Result<Disk, String> {
+fn start(
+    cs: &mut Mechanism1<HwIo>,
+    f: &pci::PciFunction,
+    others: &[Rc<RefCell<Disk>>],
+) -> Result<Disk, String> {
     let index = others.len();
     let dev = virtio::probe_pci(cs, f).map_err(|e| format!("{e}"))?;
     let gsi = u32::from(dev.interrupt_line);
@@ -795,8 +863,13 @@ fn start(cs: &mut Mechanism1<HwIo>, f: &pci::PciFunction, others: &[Disk]) -> Re
         let _ = physdev(PHYSDEVOP_SETUP_GSI, &mut g);
     }
     // A line shared with a disk found earlier: its pirq (= GSI) and port serve both.
-    let (pirq, port) = match others.iter().find(|o| o.pirq == gsi) {
-        Some(o) => (o.pirq, o.port),
+    let shared = others
+        .iter()
+        .map(|o| o.borrow())
+        .find(|o| o.pirq == gsi)
+        .map(|o| (o.pirq, o.port));
+    let (pirq, port) = match shared {
+        Some(pp) => pp,
         None => {
             let pirq = map_gsi(gsi).map_err(|e| format!("map_pirq GSI {gsi}: {e:?}"))?;
             let port = bind_pirq(pirq).map_err(|e| format!("bind_pirq {pirq}: {e:?}"))?;
