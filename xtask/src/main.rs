@@ -2,7 +2,7 @@
 //!
 //! - `build`: the hypervisor image and the guests, for `x86_64-unknown-none`, into
 //!   `target/images/`.
-//! - `run [--cpus N] [--guest NAME] [--iso] [--xen]`: build, then boot the hypervisor (or,
+//! - `run [--cpus N] [--guest NAME] [--iso] [--xen] [--disk FILE]...`: build, then boot the hypervisor (or,
 //!   with `--xen`, the real Xen 4.17 as the reference) in QEMU with dom0, the `xl`
 //!   toolstack, and its ramdisk of example guests (`--guest hello` boots an example
 //!   guest as dom0 instead); console on this terminal (Ctrl-A X quits QEMU).
@@ -131,6 +131,8 @@ struct RunOpts {
     append: String,
     /// Boot the guest as dom0 on the real Xen 4.17 instead (the reference).
     xen: bool,
+    /// Raw disk files given to QEMU as virtio-blk (dom0's /dev/vda, /dev/vdb...).
+    disks: Vec<String>,
 }
 
 fn parse_run(args: &[String]) -> Result<RunOpts, String> {
@@ -140,6 +142,7 @@ fn parse_run(args: &[String]) -> Result<RunOpts, String> {
         iso: false,
         xen: false,
         append: String::new(),
+        disks: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -154,6 +157,7 @@ fn parse_run(args: &[String]) -> Result<RunOpts, String> {
             "--xen" => o.xen = true,
             "--iso" => o.iso = true,
             "--append" => o.append = it.next().ok_or("--append needs text")?.clone(),
+            "--disk" => o.disks.push(it.next().ok_or("--disk needs a file")?.clone()),
             other => return Err(format!("unknown option {other}; see `cargo xtask help`")),
         }
     }
@@ -175,6 +179,19 @@ fn run_system(args: &[String]) -> Result<(), String> {
     ])
     .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
     .args(["-smp", &o.cpus.to_string()]);
+    for (i, d) in o.disks.iter().enumerate() {
+        if !Path::new(d).is_file() {
+            return Err(format!(
+                "--disk {d}: no such file (make one with `truncate -s 64M {d}`)"
+            ));
+        }
+        qemu.args([
+            "-drive".to_string(),
+            format!("file={},format=raw,if=none,id=vd{i}", d.replace(',', ",,")),
+            "-device".to_string(),
+            format!("virtio-blk-pci,drive=vd{i}"),
+        ]);
+    }
     if o.iso {
         let iso = iso()?;
         qemu.arg("-cdrom").arg(iso);
@@ -266,7 +283,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask <command>\n\
                  \n  build                 build the hypervisor and guest images into target/images\
-                 \n  run [--cpus N] [--guest NAME] [--iso] [--xen] [--append 'hv options']\
+                 \n  run [--cpus N] [--guest NAME] [--iso] [--xen] [--append 'hv options'] [--disk FILE]...\
                  \n                        boot them in QEMU, console on this terminal\
                  \n  test                  fmt, clippy, host tests, system tests under QEMU\
                  \n  iso                   make a GRUB (multiboot2) ISO\
