@@ -9,6 +9,14 @@
 //! that cannot be true — a used index more than the in-flight chains ahead, a used id
 //! out of range or not the head of an in-flight chain — marks the queue broken and is
 //! returned as an error; the caller then resets the device ([`Virtqueue::reset`]).
+//!
+//! Heads are reused, so "the head of an in-flight chain" is checked against when the
+//! entry was published: before making a chain available the driver reads `used.idx`,
+//! and a used entry at an earlier position cannot be that chain's (the device published
+//! it before it could have seen the chain). Without this, a bogus id naming a head that
+//! was free when the device wrote it would be taken for the completion of whatever
+//! chain reused that head before the entry was popped — a completion the device never
+//! made.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -207,6 +215,13 @@ pub struct Virtqueue<D: DmaRegion> {
     next: Vec<u16>,
     /// For a head of an in-flight chain, its length; 0 otherwise.
     chain_len: Vec<u16>,
+    /// For a head of an in-flight chain, the first used-ring position (counted like
+    /// `popped`) its completion can take: the device had published `used.idx` up to
+    /// there before the chain was made available.
+    first_used: Vec<u64>,
+    /// Used entries popped since the queue was (re)started: the position of the next
+    /// one, without wrapping.
+    popped: u64,
     free_head: u16,
     num_free: u16,
     in_flight: u16,
@@ -256,6 +271,8 @@ impl<D: DmaRegion> Virtqueue<D> {
             event_idx,
             next: (1..=n).map(|i| (i % n) as u16).collect(),
             chain_len: vec![0; n],
+            first_used: vec![0; n],
+            popped: 0,
             free_head: 0,
             num_free: size,
             in_flight: 0,
@@ -326,6 +343,7 @@ impl<D: DmaRegion> Virtqueue<D> {
     /// Adds a chain of buffers (device-readable ones first) and makes it available.
     /// Returns its head descriptor, which [`Virtqueue::pop_used`] reports back. The
     /// device is not notified: call [`Virtqueue::should_notify`] after a batch.
+    /// Reads `used.idx` first: used entries already published cannot complete this chain.
     pub fn add(&mut self, bufs: &[Buf]) -> Result<u16, QueueError> {
         if self.broken {
             return Err(QueueError::Broken);
@@ -364,12 +382,21 @@ impl<D: DmaRegion> Virtqueue<D> {
         // `cur` is the descriptor after the chain's last: the rest of the free list.
         self.free_head = cur;
         self.num_free -= bufs.len() as u16;
+        // Entries the device has already published cannot be this chain's completion.
+        // A sane device is at most the chains already in flight ahead of the driver;
+        // if it is further, it misbehaved already, and popping up to there fails anyway.
+        let ahead = self
+            .mem
+            .read_u16(self.layout.used_idx_off())
+            .wrapping_sub(self.last_used);
+        self.first_used[usize::from(head)] = self.popped + u64::from(ahead);
         self.chain_len[usize::from(head)] = bufs.len() as u16;
         self.in_flight += 1;
 
         let slot = self.avail_idx & (self.layout.size - 1);
         self.mem.write_u16(self.layout.avail_ring_off(slot), head);
-        // Descriptors and ring entry before the index that publishes them.
+        // Descriptors and ring entry before the index that publishes them, and the
+        // `used.idx` load above before it too.
         self.mem.fence();
         self.avail_idx = self.avail_idx.wrapping_add(1);
         self.mem
@@ -432,8 +459,17 @@ impl<D: DmaRegion> Virtqueue<D> {
             .used_elem_off(self.last_used & (self.layout.size - 1));
         let id = self.mem.read_u32(off);
         let len = self.mem.read_u32(off + 4);
+        // The head of a chain in flight, made available before this entry was published
+        // (an entry published earlier names a head that was free then, whatever reused
+        // it since).
         let head = match u16::try_from(id) {
-            Ok(h) if h < self.layout.size && self.chain_len[usize::from(h)] != 0 => h,
+            Ok(h)
+                if h < self.layout.size
+                    && self.chain_len[usize::from(h)] != 0
+                    && self.first_used[usize::from(h)] <= self.popped =>
+            {
+                h
+            }
             _ => {
                 self.broken = true;
                 return Err(QueueError::BadUsedId(id));
@@ -441,6 +477,7 @@ impl<D: DmaRegion> Virtqueue<D> {
         };
         self.free_chain(head);
         self.last_used = self.last_used.wrapping_add(1);
+        self.popped += 1;
         // With event index, interrupts are asked for by moving `used_event` along; while
         // they are disabled it stays put (the device interrupts at most once more).
         if self.event_idx && self.avail_flags & VRING_AVAIL_F_NO_INTERRUPT == 0 {
@@ -499,6 +536,8 @@ impl<D: DmaRegion> Virtqueue<D> {
         self.mem.fence();
         self.next = (1..=n).map(|i| (i % n) as u16).collect();
         self.chain_len = vec![0; n];
+        self.first_used = vec![0; n];
+        self.popped = 0;
         self.free_head = 0;
         self.num_free = self.layout.size;
         self.in_flight = 0;
@@ -739,6 +778,46 @@ mod tests {
         q.add(&[b[0], b[0]]).unwrap();
         device_complete(&mut q, 1, 1);
         assert_eq!(q.pop_used(), Err(QueueError::BadUsedId(1)));
+    }
+
+    #[test]
+    fn stale_used_id_of_a_reused_head_is_refused() {
+        let b = [Buf {
+            addr: 1,
+            len: 1,
+            writable: false,
+        }];
+        let mut q = Virtqueue::new(mem(8), 8, false).unwrap();
+        let h = q.add(&b).unwrap();
+        device_complete(&mut q, u32::from(h), 1);
+        assert_eq!(q.pop_used().unwrap().unwrap().head, h);
+        // The device names the now free head again, then the driver reuses the head
+        // before popping that entry: the entry predates the new chain, so it is bogus.
+        device_complete(&mut q, u32::from(h), 2);
+        assert_eq!(q.add(&b).unwrap(), h);
+        assert_eq!(q.pop_used(), Err(QueueError::BadUsedId(u32::from(h))));
+        assert_eq!(q.reset(), [h]);
+
+        // Entries published before a chain was added still complete the chains that
+        // were in flight then, and the new chain's own completion is accepted.
+        let a = q.add(&b).unwrap();
+        device_complete(&mut q, u32::from(a), 1);
+        let c = q.add(&b).unwrap();
+        device_complete(&mut q, u32::from(c), 2);
+        assert_eq!(q.pop_used().unwrap().unwrap().head, a);
+        assert_eq!(q.pop_used().unwrap().unwrap().head, c);
+        // Out of order, across a reused head.
+        let d = q.add(&b).unwrap();
+        let e = q.add(&b).unwrap();
+        device_complete(&mut q, u32::from(e), 3);
+        assert_eq!(q.pop_used().unwrap().unwrap().head, e);
+        let f = q.add(&b).unwrap();
+        assert_eq!(f, e);
+        device_complete(&mut q, u32::from(f), 4);
+        device_complete(&mut q, u32::from(d), 5);
+        assert_eq!(q.pop_used().unwrap().unwrap().head, f);
+        assert_eq!(q.pop_used().unwrap().unwrap().head, d);
+        assert_eq!(q.in_flight(), 0);
     }
 
     #[test]
