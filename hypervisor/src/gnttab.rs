@@ -113,6 +113,13 @@ pub fn grant_table_op(t: &mut DomainTable, me: DomId, vi: usize, a: [u64; 5]) ->
         Ok(c) => c,
         Err(e) => return Ret::Err(e),
     };
+    // As Xen's do_grant_table_op: a count that is negative as an int is refused before
+    // anything is read, and the table sub-ops take exactly one argument.
+    if (count as i32) < 0
+        || (matches!(cmd, GnttabCmd::SetupTable | GnttabCmd::QuerySize) && count != 1)
+    {
+        return Ret::Err(EINVAL);
+    }
     let mut mg = MMU.lock();
     let Some(mmu) = mg.as_mut() else {
         return Ret::Err(ENOSYS);

@@ -409,7 +409,8 @@ fn callback_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
                 CALLBACKTYPE_NMI => v.nmi_callback = addr,
                 // 32-bit compat entry points are accepted and unused (no 32-bit user).
                 7 | CALLBACKTYPE_SYSENTER => {}
-                _ => return Err(EINVAL),
+                // As Xen's register_guest_callback.
+                _ => return Err(ENOSYS),
             }
             Ok(0)
         }
@@ -489,7 +490,8 @@ fn vm_assist(d: &mut Domain, a: [u64; 5]) -> Result<u64, Errno> {
     match a[0] as u32 {
         VMASST_CMD_ENABLE => d.vm_assist |= 1 << ty,
         VMASST_CMD_DISABLE => d.vm_assist &= !(1 << ty),
-        _ => return Err(EINVAL),
+        // As Xen's vm_assist: the type is checked first, then the command.
+        _ => return Err(ENOSYS),
     }
     Ok(0)
 }

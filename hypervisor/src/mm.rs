@@ -193,8 +193,18 @@ pub fn with_mmu<R>(f: impl FnOnce(&mut HostMmu) -> R) -> Option<R> {
     MMU.lock().as_mut().map(f)
 }
 
-/// The domain the `foreigndom` argument names, for a caller `d` (only itself for now).
+/// The domain the `foreigndom` argument names for the frames, for a caller `d`. Its
+/// upper half names the page tables' owner plus one (Xen's `pt_dom`): only the caller's
+/// own tables are served (no device-model targets), another domain's is `-EPERM` and
+/// one that does not exist `-ESRCH`, as Xen answers.
 fn foreign(d: &Domain, foreigndom: u64, exists: impl Fn(u16) -> bool) -> Result<u16, Errno> {
+    let pt_dom = (foreigndom >> 16) & 0xffff;
+    if pt_dom != 0 {
+        let owner = (pt_dom - 1) as u16;
+        if owner != d.id {
+            return Err(if exists(owner) { EPERM } else { ESRCH });
+        }
+    }
     let f = foreigndom as u16;
     if f == xen_abi::xen::DOMID_SELF || f == d.id {
         Ok(d.id)

@@ -30,6 +30,7 @@ const IMAGES: &[(&str, &str, &str)] = &[
     ("guest-spin", "spin", "spin"),
     ("guest-pingpong", "pingpong", "pingpong"),
     ("guest-crasher", "crasher", "crasher"),
+    ("guest-attacker", "attacker", "attacker"),
     ("guest-smp", "smp", "smp"),
     ("guest-diskdemo", "diskdemo", "diskdemo"),
     ("guest-xsprobe", "xsprobe", "xsprobe"),
@@ -157,7 +158,9 @@ fn parse_run(args: &[String]) -> Result<RunOpts, String> {
             "--xen" => o.xen = true,
             "--iso" => o.iso = true,
             "--append" => o.append = it.next().ok_or("--append needs text")?.clone(),
-            "--disk" => o.disks.push(it.next().ok_or("--disk needs a file")?.clone()),
+            "--disk" => o
+                .disks
+                .push(it.next().ok_or("--disk needs a file")?.clone()),
             other => return Err(format!("unknown option {other}; see `cargo xtask help`")),
         }
     }

@@ -160,8 +160,12 @@ impl Table {
         nr_vcpus: u32,
         bound: bool,
     ) -> Result<Port, Errno> {
-        if virq >= NR_VIRQS || vcpu >= nr_vcpus || (!virq_is_percpu(virq) && vcpu != 0) {
+        // Xen's order: the VIRQ, a global VIRQ on another vCPU, then the vCPU.
+        if virq >= NR_VIRQS || (!virq_is_percpu(virq) && vcpu != 0) {
             return Err(EINVAL);
+        }
+        if vcpu >= nr_vcpus {
+            return Err(ENOENT_OR_EINVAL);
         }
         if bound {
             return Err(EEXIST);
