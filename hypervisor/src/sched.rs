@@ -411,6 +411,7 @@ pub fn run_loop() -> ! {
             if let Some(f) = NEED_RESCHED.get(cpu) {
                 f.store(false, Ordering::Release);
             }
+            crate::events::deliver_pending_pirqs(&mut doms);
             let (next, slice_ns) = decide(&mut doms, cpu);
             if let Some((dom, vi)) = next {
                 // SAFETY: `frame` is this CPU's guest frame; no guest runs on this CPU
@@ -475,6 +476,7 @@ fn arm(t: &mut DomainTable, cpu: usize) {
 pub fn exit(domid: DomId, vid: u32, regs: &mut Regs, block: bool) -> *mut Regs {
     let cpu = this_cpu();
     let mut doms = domain::lock();
+    crate::events::deliver_pending_pirqs(&mut doms);
     // Fast path: the vCPU goes on running here.
     if !block
         && !NEED_RESCHED

@@ -30,7 +30,7 @@ const NAMES: &[&str] = &[
 ];
 
 /// One `bench:` line: (name, avg, min, max, iters).
-type Sample = (String, u64, u64, u64, u64);
+pub(crate) type Sample = (String, u64, u64, u64, u64);
 
 /// Parse `bench: NAME cycles=A min=B max=C iters=D` anywhere in `line`.
 pub fn parse_line(line: &str) -> Option<Sample> {
@@ -83,15 +83,15 @@ pub fn qemu_args(hv: &Path, dom0: &Path, ramdisk: &Path) -> Vec<String> {
     .collect()
 }
 
-struct Qemu {
+pub(crate) struct Qemu {
     child: Child,
     rx: mpsc::Receiver<Vec<u8>>,
-    out: String,
-    pos: usize,
+    pub(crate) out: String,
+    pub(crate) pos: usize,
 }
 
 impl Qemu {
-    fn start(args: &[String]) -> Result<Qemu, String> {
+    pub(crate) fn start(args: &[String]) -> Result<Qemu, String> {
         let mut child = Command::new("qemu-system-x86_64")
             .args(args)
             .stdin(Stdio::piped())
@@ -117,7 +117,7 @@ impl Qemu {
         })
     }
 
-    fn send(&mut self, s: &str) -> Result<(), String> {
+    pub(crate) fn send(&mut self, s: &str) -> Result<(), String> {
         let stdin = self.child.stdin.as_mut().ok_or("no stdin")?;
         stdin
             .write_all(s.as_bytes())
@@ -126,7 +126,7 @@ impl Qemu {
     }
 
     /// Wait for the first of `needles` after what was consumed; returns its index.
-    fn expect(&mut self, needles: &[&str]) -> Result<usize, String> {
+    pub(crate) fn expect(&mut self, needles: &[&str]) -> Result<usize, String> {
         let until = Instant::now() + TIMEOUT;
         loop {
             let hay = &self.out[self.pos..];

@@ -11,6 +11,7 @@
 //! - `bench`: path lengths of hypercalls on ours and on Xen 4.17 (`docs/perf.md`).
 
 mod bench;
+mod bench_blk;
 mod bench_domains;
 mod prereq;
 mod ramdisk;
@@ -281,7 +282,8 @@ fn main() -> ExitCode {
         Some("iso") => iso().map(|p| println!("{}", p.display())),
         Some("bench") => build()
             .and_then(|()| bench::bench(&root(), &images_dir()))
-            .and_then(|()| bench_domains::bench_domains(&root(), &images_dir())),
+            .and_then(|()| bench_domains::bench_domains(&root(), &images_dir()))
+            .and_then(|()| bench_blk::bench_blk(&root(), &images_dir())),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\

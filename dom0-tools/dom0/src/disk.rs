@@ -462,6 +462,49 @@ impl Disk {
         self.run(&Request::Flush).map(|_| ())
     }
 
+    /// `blkdev bench DISK`: what diskdemo's `bench=1` measures through blkfront, done by
+    /// dom0 on the disk directly (same pages, same order, same `bench:` lines).
+    fn bench(&mut self) -> Result<String, String> {
+        const ITERS: u64 = 256;
+        let pages = (self.sectors() / 8).min(1024);
+        if pages == 0 {
+            return Err(String::from("blkdev: disk too small for the benchmark"));
+        }
+        let mut buf = alloc::vec![0u8; 4096];
+        let mut out = String::new();
+        for (name, write, random) in [
+            ("seq_read", false, false),
+            ("seq_write", true, false),
+            ("rand_read", false, true),
+            ("rand_write", true, true),
+        ] {
+            let (mut sum, mut min, mut max) = (0u64, u64::MAX, 0u64);
+            let mut x = 0x2545_f491_4f6c_dd1d_u64;
+            for i in 0..ITERS {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let page = if random { x % pages } else { i % pages };
+                let t0 = guest_sdk::time::rdtsc();
+                if write {
+                    self.write_at(page * 4096, &buf)?;
+                } else {
+                    self.read_at(page * 4096, &mut buf)?;
+                }
+                let dt = guest_sdk::time::rdtsc().wrapping_sub(t0);
+                sum += dt;
+                min = min.min(dt);
+                max = max.max(dt);
+            }
+            out += &format!(
+                "bench: blk_{name}_4k cycles={} min={min} max={max} iters={ITERS}\n",
+                sum / ITERS
+            );
+        }
+        out.push_str("bench: done\n");
+        Ok(out)
+    }
+
     /// Capacity in 512-byte sectors.
     pub fn sectors(&self) -> u64 {
         self.blk.capacity()
@@ -616,7 +659,7 @@ impl Disks {
     }
 
     fn run_command(&mut self, args: &[String]) -> Result<String, String> {
-        const USAGE: &str = "usage: blkdev list | read DISK SECTOR [COUNT] | write DISK SECTOR TEXT | fill DISK SECTOR COUNT SEED | check DISK SECTOR COUNT SEED | flush DISK | irqtest | irqhold DISK";
+        const USAGE: &str = "usage: blkdev list | read DISK SECTOR [COUNT] | write DISK SECTOR TEXT | fill DISK SECTOR COUNT SEED | check DISK SECTOR COUNT SEED | flush DISK | bench DISK | irqtest | irqhold DISK";
         let num = |i: usize| -> Result<u64, String> {
             let w = args.get(i).ok_or(USAGE)?;
             let r = match w.strip_prefix("0x") {
@@ -749,6 +792,10 @@ impl Disks {
                 Ok(out)
             }
             "irqhold" => self.find(args.get(1).ok_or(USAGE)?)?.irqhold(),
+            "bench" => {
+                let mut disk = self.find(args.get(1).ok_or(USAGE)?)?;
+                disk.bench()
+            }
             "flush" => {
                 let mut disk = self.find(args.get(1).ok_or(USAGE)?)?;
                 disk.flush()?;

@@ -237,6 +237,52 @@ mod guest {
         Ok(())
     }
 
+    /// `bench=1`: 4 KiB reads and writes, sequential then at pseudo-random places over
+    /// the first 1024 pages of the disk (or all of it), timed with `rdtsc` (instructions
+    /// under QEMU's `-icount`): `bench: blk_<kind>_4k cycles=AVG min=MIN max=MAX iters=N`,
+    /// the same lines dom0's `blkdev bench` prints for its direct access.
+    fn bench(dev: &mut Dev) -> Result<(), alloc::string::String> {
+        use alloc::format;
+        const ITERS: u64 = 256;
+        let pages = (dev.sectors() / 8).min(1024);
+        if pages == 0 {
+            return Err("disk too small for the benchmark".into());
+        }
+        let mut buf = vec![0u8; 4096];
+        for (name, write, random) in [
+            ("seq_read", false, false),
+            ("seq_write", true, false),
+            ("rand_read", false, true),
+            ("rand_write", true, true),
+        ] {
+            let (mut sum, mut min, mut max) = (0u64, u64::MAX, 0u64);
+            let mut x = 0x2545_f491_4f6c_dd1d_u64;
+            for i in 0..ITERS {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let page = if random { x % pages } else { i % pages };
+                let t0 = guest_sdk::time::rdtsc();
+                let r = if write {
+                    dev.write(page * 8, &buf)
+                } else {
+                    dev.read(page * 8, &mut buf)
+                };
+                let dt = guest_sdk::time::rdtsc().wrapping_sub(t0);
+                r.map_err(|e| format!("{name} at page {page}: {e:?}"))?;
+                sum += dt;
+                min = min.min(dt);
+                max = max.max(dt);
+            }
+            println!(
+                "bench: blk_{name}_4k cycles={} min={min} max={max} iters={ITERS}",
+                sum / ITERS
+            );
+        }
+        println!("bench: done");
+        Ok(())
+    }
+
     fn guest_main(si: &'static StartInfo) {
         let cmd = si.cmd_line_bytes();
         let mode = arg(cmd, "pattern");
@@ -266,6 +312,7 @@ mod guest {
             dev.max_segments()
         );
         let result = match mode {
+            _ if arg(cmd, "bench") == Some(b"1") => bench(&mut dev),
             Some(b"write") => pattern(&mut dev, true),
             Some(b"check") => pattern(&mut dev, false),
             Some(_) => Err("pattern=write or pattern=check".into()),
