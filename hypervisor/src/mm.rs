@@ -142,6 +142,14 @@ pub fn flush_everywhere() {
         }
         if pending != 0 && crate::arch::timer::now_ns() - start > 100_000_000 {
             log::error!("mm: CPUs {pending:#x} did not acknowledge a TLB flush");
+            for cpu in 0..crate::arch::percpu::MAX_CPUS {
+                if pending & (1 << cpu) != 0 {
+                    log::error!(
+                        "mm:   cpu{cpu} was last at: {}",
+                        crate::traps::what_doing(cpu)
+                    );
+                }
+            }
             break;
         }
         core::hint::spin_loop();

@@ -53,7 +53,7 @@ pub fn doing(what: &'static &'static str) {
     unsafe { (*info).doing = what as *const &str as u64 };
 }
 
-fn what_doing(cpu: usize) -> &'static str {
+pub(crate) fn what_doing(cpu: usize) -> &'static str {
     let info = crate::arch::percpu::cpu_info_ptr(cpu);
     // SAFETY: reading a word of a CpuInfo (a static); it is 0 or was stored by `doing`
     // from a `&'static &'static str`.
