@@ -229,6 +229,14 @@ pub fn guest_event(regs: &mut Regs) -> *mut Regs {
         8 | 18 => crate::traps::fatal(regs),
         _ => {}
     }
+    // A device interrupt or IPI that arrived while the guest ran is handled before
+    // waiting for `DOMAINS`: the flush IPI in particular must be answered even when the
+    // CPU holding `DOMAINS` is the one waiting for the answer (its vector stays in
+    // service until handled, so spinning with interrupts on does not let it in).
+    if vector >= 32 && vector != VECTOR_SYSCALL && vector != 0x80 {
+        crate::irq::handle(vector);
+        return finish(domid, vid, regs, After::Resume);
+    }
     let mut doms = domain::lock();
     if doms.get(domid).is_none() {
         crate::traps::fatal(regs)
@@ -246,13 +254,8 @@ pub fn guest_event(regs: &mut Regs) -> *mut Regs {
             }
             After::Resume
         }
-        _ => {
-            // A device or timer interrupt while the guest ran.
-            drop(doms);
-            crate::irq::handle(vector);
-            doms = domain::lock();
-            After::Resume
-        }
+        // External interrupts were handled above.
+        _ => After::Resume,
     };
     drop(doms);
     finish(domid, vid, regs, after)
