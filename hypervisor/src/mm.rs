@@ -150,6 +150,15 @@ pub fn flush_everywhere() {
                     );
                 }
             }
+            // Ask the silent CPUs, by NMI, where they are (they print it themselves).
+            crate::traps::REPORT_REQUESTED.fetch_or(pending, Ordering::AcqRel);
+            crate::arch::apic::nmi_others();
+            let t = crate::arch::timer::now_ns();
+            while crate::traps::REPORT_REQUESTED.load(Ordering::Acquire) & pending != 0
+                && crate::arch::timer::now_ns() - t < 10_000_000
+            {
+                core::hint::spin_loop();
+            }
             break;
         }
         core::hint::spin_loop();

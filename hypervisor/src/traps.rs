@@ -72,6 +72,12 @@ pub fn dispatch(r: &mut Regs) -> *mut Regs {
     if r.vector == 2 && crate::smp::nmi_stop_requested() {
         crate::smp::stopped_halt();
     }
+    if r.vector == 2 {
+        // Not a stop request: a report request (or a stray NMI), in guest or hypervisor
+        // mode alike; back to where it hit.
+        report_if_asked(r);
+        return r as *mut Regs;
+    }
     let from_guest = r.cs & 3 == 3;
     let vector = r.vector;
     if from_guest || vector == VECTOR_SYSCALL {
@@ -84,6 +90,30 @@ pub fn dispatch(r: &mut Regs) -> *mut Regs {
             r as *mut Regs
         }
     }
+}
+
+/// CPUs asked (by a CPU waiting for them) to say where they are at their next NMI.
+pub static REPORT_REQUESTED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// At an NMI: if asked, print where this CPU was interrupted (lock-free console).
+fn report_if_asked(r: &Regs) {
+    use core::sync::atomic::Ordering;
+    let cpu = crate::arch::cpu::current_id() as usize;
+    let bit = 1u64 << (cpu % 64);
+    if REPORT_REQUESTED.load(Ordering::Acquire) & bit == 0 {
+        return;
+    }
+    let mut c = crate::console::PanicConsole;
+    let _ = writeln!(
+        c,
+        "(hv) cpu{cpu} at NMI: rip {:#x} cs {:#x} rflags {:#x} ({}), last at: {}",
+        r.rip,
+        r.cs,
+        r.rflags,
+        if r.cs & 3 == 3 { "guest" } else { "hypervisor" },
+        what_doing(cpu)
+    );
+    REPORT_REQUESTED.fetch_and(!bit, Ordering::AcqRel);
 }
 
 /// Print everything about a hypervisor fault, stop all CPUs and power off.
