@@ -268,7 +268,7 @@ impl Layout {
     /// The boot vCPU's context (libxc's `vcpu_x86_64`): `l4_mfn` is the pinned L4.
     pub fn vcpu_context(&self, entry: u64, l4_mfn: u64) -> VcpuGuestContext {
         // SAFETY-free zero init: every field is an integer or array of integers.
-        let mut c = zeroed_context();
+        let mut c = VcpuGuestContext::ZERO;
         c.flags = VGCF_IN_KERNEL | VGCF_ONLINE;
         c.user_regs.rip = entry;
         c.user_regs.rsp = self.va(self.stack_pfn + 1);
@@ -280,31 +280,6 @@ impl Layout {
         c.kernel_sp = c.user_regs.rsp;
         c.ctrlreg[3] = xen_abi::xen::xen_pfn_to_cr3(l4_mfn);
         c
-    }
-}
-
-/// An all-zero `vcpu_guest_context`.
-pub fn zeroed_context() -> VcpuGuestContext {
-    VcpuGuestContext {
-        fpu_ctxt: [0; 512],
-        flags: 0,
-        user_regs: Default::default(),
-        trap_ctxt: [Default::default(); 256],
-        ldt_base: 0,
-        ldt_ents: 0,
-        gdt_frames: [0; 16],
-        gdt_ents: 0,
-        kernel_ss: 0,
-        kernel_sp: 0,
-        ctrlreg: [0; 8],
-        debugreg: [0; 8],
-        event_callback_eip: 0,
-        failsafe_callback_eip: 0,
-        syscall_callback_eip: 0,
-        vm_assist: 0,
-        fs_base: 0,
-        gs_base_kernel: 0,
-        gs_base_user: 0,
     }
 }
 

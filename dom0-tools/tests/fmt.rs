@@ -258,7 +258,7 @@ fn cpu_time_rounds_like_c_printf_of_a_float() {
 
 #[test]
 fn xenctx_prints_registers_as_xenctx_does() {
-    let mut c: xen_abi::xen::VcpuGuestContext = zero_context();
+    let mut c: xen_abi::xen::VcpuGuestContext = xen_abi::xen::VcpuGuestContext::ZERO;
     c.user_regs.rip = 0xffff_ffff_8000_1234;
     c.user_regs.rflags = 0x246;
     c.user_regs.rsp = 0xffff_ffff_8004_0ff8;
@@ -289,30 +289,6 @@ fn xenctx_prints_registers_as_xenctx_does() {
     assert!(all.contains("flags: 00000202 i nz\n"), "{all}");
     assert!(all.contains("\ncr3: 0000000001234000\n"), "{all}");
     assert!(all.contains("\ndr7: 0000000000000000\n"), "{all}");
-}
-
-fn zero_context() -> xen_abi::xen::VcpuGuestContext {
-    xen_abi::xen::VcpuGuestContext {
-        fpu_ctxt: [0; 512],
-        flags: 0,
-        user_regs: Default::default(),
-        trap_ctxt: [Default::default(); 256],
-        ldt_base: 0,
-        ldt_ents: 0,
-        gdt_frames: [0; 16],
-        gdt_ents: 0,
-        kernel_ss: 0,
-        kernel_sp: 0,
-        ctrlreg: [0; 8],
-        debugreg: [0; 8],
-        event_callback_eip: 0,
-        failsafe_callback_eip: 0,
-        syscall_callback_eip: 0,
-        vm_assist: 0,
-        fs_base: 0,
-        gs_base_kernel: 0,
-        gs_base_user: 0,
-    }
 }
 
 struct Fake(std::collections::BTreeMap<String, (Vec<u8>, Vec<String>)>);

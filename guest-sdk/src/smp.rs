@@ -36,7 +36,7 @@ pub fn secondary_context(
     s: &SharedState,
 ) -> VcpuGuestContext {
     // SAFETY-free zero: VcpuGuestContext is plain integers.
-    let mut c = zeroed_context();
+    let mut c = VcpuGuestContext::ZERO;
     c.flags = VGCF_IN_KERNEL | VGCF_I387_VALID;
     // FXSAVE image: FCW 0x37f at offset 0, MXCSR 0x1f80 at offset 24.
     c.fpu_ctxt[0..2].copy_from_slice(&0x037f_u16.to_le_bytes());
@@ -58,30 +58,6 @@ pub fn secondary_context(
     c.event_callback_eip = s.event_callback;
     c.failsafe_callback_eip = s.failsafe_callback;
     c
-}
-
-fn zeroed_context() -> VcpuGuestContext {
-    VcpuGuestContext {
-        fpu_ctxt: [0; 512],
-        flags: 0,
-        user_regs: Default::default(),
-        trap_ctxt: [TrapInfo::default(); 256],
-        ldt_base: 0,
-        ldt_ents: 0,
-        gdt_frames: [0; 16],
-        gdt_ents: 0,
-        kernel_ss: 0,
-        kernel_sp: 0,
-        ctrlreg: [0; 8],
-        debugreg: [0; 8],
-        event_callback_eip: 0,
-        failsafe_callback_eip: 0,
-        syscall_callback_eip: 0,
-        vm_assist: 0,
-        fs_base: 0,
-        gs_base_kernel: 0,
-        gs_base_user: 0,
-    }
 }
 
 /// How many vCPUs the domain has (`max_vcpus`): the first id `VCPUOP_is_up` refuses

@@ -1232,7 +1232,7 @@ fn xenctx(domid: &str, vcpu: u32, all: bool) {
     if let Err(e) = p::pause(dom) {
         return out(&format!("xenctx: cannot pause domain {dom}: {e:?}\n"));
     }
-    let mut ctx = alloc::boxed::Box::new(zero_context());
+    let mut ctx = alloc::boxed::Box::new(xen_abi::xen::VcpuGuestContext::ZERO);
     let got = p::getvcpucontext(dom, vcpu, &mut ctx);
     let _ = p::unpause(dom);
     match got {
@@ -1253,30 +1253,6 @@ fn errno_text(e: Errno) -> String {
         22 => "Invalid argument".into(),
         61 => "No data available".into(),
         n => format!("error {n}"),
-    }
-}
-
-fn zero_context() -> xen_abi::xen::VcpuGuestContext {
-    xen_abi::xen::VcpuGuestContext {
-        fpu_ctxt: [0; 512],
-        flags: 0,
-        user_regs: Default::default(),
-        trap_ctxt: [Default::default(); 256],
-        ldt_base: 0,
-        ldt_ents: 0,
-        gdt_frames: [0; 16],
-        gdt_ents: 0,
-        kernel_ss: 0,
-        kernel_sp: 0,
-        ctrlreg: [0; 8],
-        debugreg: [0; 8],
-        event_callback_eip: 0,
-        failsafe_callback_eip: 0,
-        syscall_callback_eip: 0,
-        vm_assist: 0,
-        fs_base: 0,
-        gs_base_kernel: 0,
-        gs_base_user: 0,
     }
 }
 

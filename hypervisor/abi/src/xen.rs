@@ -361,6 +361,17 @@ pub struct TrapInfo {
 }
 const _: () = assert!(core::mem::size_of::<TrapInfo>() == 16);
 
+impl TrapInfo {
+    /// The terminating (empty) entry.
+    pub const ZERO: TrapInfo = TrapInfo {
+        vector: 0,
+        flags: 0,
+        cs: 0,
+        _pad: 0,
+        address: 0,
+    };
+}
+
 /// `TrapInfo.flags` DPL mask (`TI_GET_DPL`).
 pub const TI_DPL_MASK: u8 = 3;
 /// `TrapInfo.flags` bit (`TI_SET_IF`): set `evtchn_upcall_mask` when delivering the trap.
@@ -442,6 +453,46 @@ pub struct CpuUserRegs {
     pub gs: u16,
     pub _pad6: [u16; 3],
 }
+
+impl CpuUserRegs {
+    /// All registers zero.
+    pub const ZERO: CpuUserRegs = CpuUserRegs {
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        rbp: 0,
+        rbx: 0,
+        r11: 0,
+        r10: 0,
+        r9: 0,
+        r8: 0,
+        rax: 0,
+        rcx: 0,
+        rdx: 0,
+        rsi: 0,
+        rdi: 0,
+        error_code: 0,
+        entry_vector: 0,
+        rip: 0,
+        cs: 0,
+        _pad0: [0; 1],
+        saved_upcall_mask: 0,
+        _pad1: [0; 3],
+        rflags: 0,
+        rsp: 0,
+        ss: 0,
+        _pad2: [0; 3],
+        es: 0,
+        _pad3: [0; 3],
+        ds: 0,
+        _pad4: [0; 3],
+        fs: 0,
+        _pad5: [0; 3],
+        gs: 0,
+        _pad6: [0; 3],
+    };
+}
 const _: () = assert!(core::mem::size_of::<CpuUserRegs>() == 200);
 
 /// `struct vcpu_guest_context` (x86_64): a vCPU's full state, for `VCPUOP_initialise`
@@ -484,6 +535,31 @@ pub struct VcpuGuestContext {
     pub gs_base_user: u64,
 }
 const _: () = assert!(core::mem::size_of::<VcpuGuestContext>() == 5168);
+
+impl VcpuGuestContext {
+    /// All zero (no FPU state, no registers, no traps): what builders start from.
+    pub const ZERO: VcpuGuestContext = VcpuGuestContext {
+        fpu_ctxt: [0; 512],
+        flags: 0,
+        user_regs: CpuUserRegs::ZERO,
+        trap_ctxt: [TrapInfo::ZERO; 256],
+        ldt_base: 0,
+        ldt_ents: 0,
+        gdt_frames: [0; 16],
+        gdt_ents: 0,
+        kernel_ss: 0,
+        kernel_sp: 0,
+        ctrlreg: [0; 8],
+        debugreg: [0; 8],
+        event_callback_eip: 0,
+        failsafe_callback_eip: 0,
+        syscall_callback_eip: 0,
+        vm_assist: 0,
+        fs_base: 0,
+        gs_base_kernel: 0,
+        gs_base_user: 0,
+    };
+}
 
 /// `xen_pfn_to_cr3`.
 pub const fn xen_pfn_to_cr3(pfn: u64) -> u64 {
