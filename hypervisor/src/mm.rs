@@ -92,13 +92,13 @@ static FLUSH_ACK: [core::sync::atomic::AtomicU64; crate::arch::percpu::MAX_CPUS]
 
 /// The flush IPI's handler.
 pub fn flush_ipi() {
+    // Read the generation before flushing: acknowledging a generation whose page-table
+    // change came after our flush would let its flusher go on with our TLB stale.
+    let gen = FLUSH_GEN.load(core::sync::atomic::Ordering::Acquire);
     flush_local_all();
     let cpu = crate::arch::cpu::current_id() as usize;
     if let Some(a) = FLUSH_ACK.get(cpu) {
-        a.store(
-            FLUSH_GEN.load(core::sync::atomic::Ordering::Acquire),
-            core::sync::atomic::Ordering::Release,
-        );
+        a.fetch_max(gen, core::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -116,11 +116,14 @@ pub fn flush_everywhere() {
             pending |= 1 << cpu;
         }
     }
-    // A CPU that has not answered after 100 ms is stuck with interrupts off somewhere:
-    // go on, and say so. Known issue, under investigation: during blkback's grant
-    // unmaps a second CPU sometimes does not answer until the flusher gives up, which
-    // leaves that CPU's TLB unflushed (Xen waits instead; waiting here deadlocks).
+    // A CPU that has not answered within 10 ms is asked again (an IPI is not lost on
+    // hardware, but asking twice is harmless: the handler only flushes and acks). After
+    // 100 ms the silent CPUs are reported, and asked by NMI where they are (they print
+    // it themselves). After a second the flusher goes on and says so: a stuck CPU must
+    // not hang the whole host, though it may then keep a stale translation (P2).
     let start = crate::arch::timer::now_ns();
+    let mut resent = start;
+    let mut reported = false;
     while pending != 0 {
         // Another CPU may be flushing at the same time, waiting for us with interrupts
         // off as we wait for it: answer its request from here, or both would wait.
@@ -128,7 +131,7 @@ pub fn flush_everywhere() {
         if let Some(a) = FLUSH_ACK.get(me) {
             if a.load(Ordering::Acquire) < wanted {
                 flush_local_all();
-                a.store(wanted, Ordering::Release);
+                a.fetch_max(wanted, Ordering::AcqRel);
             }
         }
         for cpu in 0..crate::arch::percpu::MAX_CPUS {
@@ -140,8 +143,22 @@ pub fn flush_everywhere() {
                 pending &= !(1 << cpu);
             }
         }
-        if pending != 0 && crate::arch::timer::now_ns() - start > 100_000_000 {
-            log::error!("mm: CPUs {pending:#x} did not acknowledge a TLB flush");
+        if pending == 0 {
+            break;
+        }
+        let now = crate::arch::timer::now_ns();
+        if now - resent > 10_000_000 {
+            resent = now;
+            for cpu in 0..crate::arch::percpu::MAX_CPUS {
+                if pending & (1 << cpu) != 0 {
+                    crate::smp::send_ipi(cpu, VECTOR_FLUSH);
+                }
+            }
+        }
+        if !reported && now - start > 100_000_000 {
+            reported = true;
+            FLUSH_LATE.fetch_add(1, Ordering::Relaxed);
+            log::error!("mm: CPUs {pending:#x} did not acknowledge a TLB flush in 100 ms");
             for cpu in 0..crate::arch::percpu::MAX_CPUS {
                 if pending & (1 << cpu) != 0 {
                     log::error!(
@@ -150,20 +167,22 @@ pub fn flush_everywhere() {
                     );
                 }
             }
-            // Ask the silent CPUs, by NMI, where they are (they print it themselves).
             crate::traps::REPORT_REQUESTED.fetch_or(pending, Ordering::AcqRel);
             crate::arch::apic::nmi_others();
-            let t = crate::arch::timer::now_ns();
-            while crate::traps::REPORT_REQUESTED.load(Ordering::Acquire) & pending != 0
-                && crate::arch::timer::now_ns() - t < 10_000_000
-            {
-                core::hint::spin_loop();
-            }
+        }
+        if now - start > 1_000_000_000 {
+            FLUSH_ABANDONED.fetch_add(1, Ordering::Relaxed);
+            log::error!("mm: gave up waiting for CPUs {pending:#x} to flush their TLBs");
             break;
         }
         core::hint::spin_loop();
     }
 }
+
+/// Flushes some CPU took more than 100 ms to acknowledge, and flushes abandoned after a
+/// second (a healthy host has none; the log says which CPU and where it was).
+pub static FLUSH_LATE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+pub static FLUSH_ABANDONED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 fn invlpg(va: u64) {
     // SAFETY: invalidating a TLB entry has no memory effect.

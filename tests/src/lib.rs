@@ -48,8 +48,14 @@ pub struct Session {
     pub output: String,
     /// How far `expect` has consumed `output`.
     pos: usize,
+    /// How far the hypervisor-health watchdog has read `output` (whole lines).
+    scanned: usize,
     name: String,
 }
+
+/// Lines that mean the hypervisor broke an invariant, whatever the test is about: any
+/// session that prints one fails.
+const ALARMS: &[&str] = &["did not acknowledge a TLB flush"];
 
 impl Session {
     /// Start `qemu-system-x86_64` with `args` (serial on stdio is added here).
@@ -94,6 +100,7 @@ impl Session {
             rx,
             output: String::new(),
             pos: 0,
+            scanned: 0,
             name: name.to_string(),
         }
     }
@@ -107,6 +114,16 @@ impl Session {
             Ok(bytes) => {
                 self.output
                     .push_str(&String::from_utf8_lossy(&bytes).replace('\r', ""));
+                if let Some(nl) = self.output[self.scanned..].rfind('\n') {
+                    let end = self.scanned + nl + 1;
+                    let alarm = ALARMS
+                        .iter()
+                        .find(|a| self.output[self.scanned..end].contains(*a));
+                    self.scanned = end;
+                    if let Some(a) = alarm {
+                        self.fail(&format!("the hypervisor printed {a:?}"));
+                    }
+                }
                 true
             }
             Err(_) => false,
