@@ -15,6 +15,9 @@ pub struct Options {
     pub max_cpus: Option<u32>,
     /// `selftest=fault`: fault on purpose after bring-up (tests the fatal path).
     pub selftest_fault: bool,
+    /// `idle_poll_us=`: how long an idle CPU polls for an interrupt before halting
+    /// (0: halt at once). Like KVM's `halt_poll_ns`, whose default this is.
+    pub idle_poll_us: u64,
 }
 
 impl Default for Options {
@@ -25,6 +28,7 @@ impl Default for Options {
             console_com1: true,
             max_cpus: None,
             selftest_fault: false,
+            idle_poll_us: 200,
         }
     }
 }
@@ -94,6 +98,11 @@ pub fn parse(cmdline: &str, mut unknown: impl FnMut(&str)) -> Options {
                 Ok(n) => o.max_cpus = Some(n),
                 Err(_) => unknown(word),
             },
+            // At most a second: a typo must not turn idle CPUs into spinning ones.
+            ("idle_poll_us", Some(v)) => match v.parse::<u64>() {
+                Ok(n) if n <= 1_000_000 => o.idle_poll_us = n,
+                _ => unknown(word),
+            },
             _ => unknown(word),
         }
     }
@@ -124,13 +133,19 @@ mod tests {
     fn options() {
         let mut bad = Vec::new();
         let o = parse(
-            "console=com1 loglvl=debug dom0_mem=64M,max:128M maxcpus=2 frob",
+            "console=com1 loglvl=debug dom0_mem=64M,max:128M maxcpus=2 frob idle_poll_us=0 \
+             idle_poll_us=2000000",
             |w| bad.push(w.to_string()),
         );
         assert_eq!(o.log_level, log::LevelFilter::Debug);
         assert_eq!(o.dom0_mem, Some(64 << 20));
         assert_eq!(o.max_cpus, Some(2));
         assert!(o.console_com1);
-        assert_eq!(bad, vec!["frob".to_string()]);
+        assert_eq!(o.idle_poll_us, 0);
+        assert_eq!(
+            bad,
+            vec!["frob".to_string(), "idle_poll_us=2000000".to_string()]
+        );
+        assert_eq!(parse("", |_| {}).idle_poll_us, 200);
     }
 }

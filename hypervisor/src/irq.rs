@@ -28,6 +28,8 @@ pub static EVENT_CHECKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; M
 pub static DEVICE_IRQS: AtomicU64 = AtomicU64::new(0);
 /// Interrupts on vectors nobody handles (acknowledged and dropped).
 pub static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
+/// Interrupts taken, per CPU (the idle loop's poll watches its own).
+pub static TAKEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// CPUs whose `timer_tick` re-arms a periodic tick.
 static TICKING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
@@ -75,6 +77,9 @@ pub fn interrupt(regs: *mut Regs) -> *mut Regs {
 /// Handle hardware interrupt `vector` (32..=255) on this CPU, interrupts off.
 pub fn handle(vector: u32) {
     let cpu = cpu::current_id() as usize;
+    if let Some(t) = TAKEN.get(cpu) {
+        t.fetch_add(1, Ordering::Relaxed);
+    }
     match u8::try_from(vector) {
         Ok(VECTOR_SPURIOUS) => {} // no EOI for the spurious vector
         Ok(VECTOR_TIMER) => {

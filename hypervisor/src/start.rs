@@ -52,6 +52,10 @@ pub fn start(magic: u32, info: u32) -> ! {
         crate::println!("hypervisor: unknown option '{w}' ignored")
     });
     crate::console::init_log(opts.log_level);
+    crate::sched::IDLE_POLL_NS.store(
+        opts.idle_poll_us * 1000,
+        core::sync::atomic::Ordering::Relaxed,
+    );
     info!(
         "loader: {:?} {}, command line '{}'",
         bi.loader, bi.loader_name, bi.cmdline
