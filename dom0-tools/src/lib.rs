@@ -26,6 +26,8 @@ pub mod fmt;
 /// PCI configuration space (mechanism #1): enumeration, BAR sizing, capabilities.
 pub mod pci;
 pub mod shell;
+/// `vif = [...]` entries of `xl.cfg`: MACs, bridges, static addresses.
+pub mod vifspec;
 /// Legacy virtio-pci devices: split virtqueue, transport, virtio-blk driver.
 pub mod virtio;
 pub mod xenstore;
