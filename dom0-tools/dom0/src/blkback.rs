@@ -18,9 +18,8 @@
 //! for dom0's lifetime, so what a guest wrote and flushed is there for the next guest of
 //! that image.
 
-use crate::foreign::Slot;
+use crate::foreign::{CopyGrants, RingPage, Slot};
 use crate::xenstored::Xenstored;
-use alloc::alloc::{alloc_zeroed, Layout};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -28,17 +27,13 @@ use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use core::sync::atomic::{fence, AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use dom0_tools::diskspec::{Access, DiskSpec};
-use guest_sdk::{events, mm};
+use guest_sdk::events;
 use pv_drivers::blkif::{
-    Backend, BackendFeatures, BackendInfo, BlkBackRing, Disk, DiskError, FrontendInfo, GrantError,
-    Grants,
+    Backend, BackendFeatures, BackendInfo, BlkBackRing, Disk, DiskError, FrontendInfo,
 };
-use pv_drivers::ring::SharedPage;
-use xen_abi::grant_table::{GnttabCopy, GnttabCopyPtr, GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF};
 use xen_abi::io::blkif::{VDISK_CDROM, VDISK_READONLY};
-use xen_abi::xen::DOMID_SELF;
 
 /// A disk's event channel fired.
 pub static BLK_EVENT: AtomicBool = AtomicBool::new(false);
@@ -187,145 +182,6 @@ impl Disk for VDisk {
                 d.flush_all().map_err(|_| DiskError::Io)
             }
         }
-    }
-}
-
-/// Granted data moved with `GNTTABOP_copy` through one bounce page of dom0's.
-struct CopyGrants {
-    bounce: *mut u8,
-    bounce_mfn: u64,
-}
-
-impl CopyGrants {
-    fn new() -> Option<CopyGrants> {
-        let layout = Layout::from_size_align(4096, 4096).ok()?;
-        // SAFETY: non-zero size; the page is never freed (one per dom0).
-        let p = unsafe { alloc_zeroed(layout) };
-        if p.is_null() {
-            return None;
-        }
-        let bounce_mfn = mm::virt_to_mfn(p as u64)?;
-        Some(CopyGrants {
-            bounce: p,
-            bounce_mfn,
-        })
-    }
-
-    fn copy(&self, op: GnttabCopy) -> Result<(), GrantError> {
-        match guest_sdk::privileged::gnttab_copy(&op) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(GrantError(-(e.0.min(i16::MAX as i32) as i16))),
-        }
-    }
-}
-
-impl Grants for CopyGrants {
-    fn copy_from(
-        &mut self,
-        domid: u16,
-        gref: u32,
-        offset: usize,
-        buf: &mut [u8],
-    ) -> Result<(), GrantError> {
-        if offset + buf.len() > 4096 {
-            return Err(GrantError(-1));
-        }
-        self.copy(GnttabCopy {
-            source: GnttabCopyPtr {
-                u: u64::from(gref),
-                domid,
-                offset: offset as u16,
-                ..Default::default()
-            },
-            dest: GnttabCopyPtr {
-                u: self.bounce_mfn,
-                domid: DOMID_SELF,
-                offset: 0,
-                ..Default::default()
-            },
-            len: buf.len() as u16,
-            flags: GNTCOPY_SOURCE_GREF,
-            ..Default::default()
-        })?;
-        // SAFETY: the bounce page is ours, 4096 bytes; the hypervisor wrote it during
-        // the copy hypercall, which has returned; `buf.len()` <= 4096.
-        unsafe { core::ptr::copy_nonoverlapping(self.bounce, buf.as_mut_ptr(), buf.len()) };
-        Ok(())
-    }
-
-    fn copy_to(
-        &mut self,
-        domid: u16,
-        gref: u32,
-        offset: usize,
-        data: &[u8],
-    ) -> Result<(), GrantError> {
-        if offset + data.len() > 4096 {
-            return Err(GrantError(-1));
-        }
-        // SAFETY: as in `copy_from`; nothing else uses the bounce page.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), self.bounce, data.len()) };
-        self.copy(GnttabCopy {
-            source: GnttabCopyPtr {
-                u: self.bounce_mfn,
-                domid: DOMID_SELF,
-                offset: 0,
-                ..Default::default()
-            },
-            dest: GnttabCopyPtr {
-                u: u64::from(gref),
-                domid,
-                offset: offset as u16,
-                ..Default::default()
-            },
-            len: data.len() as u16,
-            flags: GNTCOPY_DEST_GREF,
-            ..Default::default()
-        })
-    }
-}
-
-/// The frontend's ring page, mapped in dom0 through its grant: shared with the guest,
-/// so every access is volatile through the raw pointer.
-struct RingPage(*mut u8);
-
-impl SharedPage for RingPage {
-    fn size(&self) -> usize {
-        4096
-    }
-    fn read_u32(&self, off: usize) -> u32 {
-        if off + 4 > 4096 {
-            return 0;
-        }
-        // SAFETY: in the mapped page (checked), 4-aligned (ring fields are).
-        unsafe { (self.0.add(off) as *const u32).read_volatile() }
-    }
-    fn write_u32(&self, off: usize, val: u32) {
-        if off + 4 <= 4096 {
-            // SAFETY: as in `read_u32`.
-            unsafe { (self.0.add(off) as *mut u32).write_volatile(val) }
-        }
-    }
-    fn read_bytes(&self, off: usize, out: &mut [u8]) {
-        if off + out.len() > 4096 {
-            return;
-        }
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: in the mapped page (checked above).
-            *b = unsafe { self.0.add(off + i).read_volatile() };
-        }
-    }
-    fn write_bytes(&self, off: usize, data: &[u8]) {
-        if off + data.len() > 4096 {
-            return;
-        }
-        for (i, &b) in data.iter().enumerate() {
-            // SAFETY: in the mapped page (checked above).
-            unsafe { self.0.add(off + i).write_volatile(b) };
-        }
-    }
-    fn fence(&self) {
-        fence(Ordering::SeqCst);
     }
 }
 

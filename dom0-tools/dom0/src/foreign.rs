@@ -2,11 +2,19 @@
 //! whose PTE is pointed at a foreign frame with `mmu_update(foreigndom = domid)` and
 //! later restored to the heap frame it had. Slots live in the start-of-day region, so
 //! their L1 entries are found with `mm::walk`.
+//!
+//! Also what the backends share: [`CopyGrants`] (granted data moved with
+//! `GNTTABOP_copy` through a bounce page, never mapped) and [`RingPage`] (a frontend's
+//! ring page mapped in a slot, reached only by volatile accesses).
 
 use alloc::alloc::{alloc_zeroed, dealloc, Layout};
+use core::sync::atomic::{fence, Ordering};
 use guest_sdk::mm;
 use guest_sdk::Errno;
+use pv_drivers::blkif::{GrantError, Grants};
+use pv_drivers::ring::SharedPage;
 use xen_abi::errno::{EINVAL, ENOMEM};
+use xen_abi::grant_table::{GnttabCopy, GnttabCopyPtr, GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF};
 use xen_abi::mm::{MmuUpdate, MMU_NORMAL_PT_UPDATE};
 use xen_abi::xen::{DomId, DOMID_SELF};
 
@@ -122,5 +130,145 @@ impl Drop for Slot {
                 unsafe { dealloc(self.va as *mut u8, layout) };
             }
         }
+    }
+}
+
+/// Granted data moved with `GNTTABOP_copy` through one bounce page of dom0's.
+pub struct CopyGrants {
+    bounce: *mut u8,
+    bounce_mfn: u64,
+}
+
+impl CopyGrants {
+    /// A bounce page of dom0's heap (never freed: one per backend, for dom0's life).
+    pub fn new() -> Option<CopyGrants> {
+        let layout = Layout::from_size_align(4096, 4096).ok()?;
+        // SAFETY: non-zero size; the page is never freed (one per dom0).
+        let p = unsafe { alloc_zeroed(layout) };
+        if p.is_null() {
+            return None;
+        }
+        let bounce_mfn = mm::virt_to_mfn(p as u64)?;
+        Some(CopyGrants {
+            bounce: p,
+            bounce_mfn,
+        })
+    }
+
+    fn copy(&self, op: GnttabCopy) -> Result<(), GrantError> {
+        match guest_sdk::privileged::gnttab_copy(&op) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(GrantError(-(e.0.min(i16::MAX as i32) as i16))),
+        }
+    }
+}
+
+impl Grants for CopyGrants {
+    fn copy_from(
+        &mut self,
+        domid: u16,
+        gref: u32,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<(), GrantError> {
+        if offset + buf.len() > 4096 {
+            return Err(GrantError(-1));
+        }
+        self.copy(GnttabCopy {
+            source: GnttabCopyPtr {
+                u: u64::from(gref),
+                domid,
+                offset: offset as u16,
+                ..Default::default()
+            },
+            dest: GnttabCopyPtr {
+                u: self.bounce_mfn,
+                domid: DOMID_SELF,
+                offset: 0,
+                ..Default::default()
+            },
+            len: buf.len() as u16,
+            flags: GNTCOPY_SOURCE_GREF,
+            ..Default::default()
+        })?;
+        // SAFETY: the bounce page is ours, 4096 bytes; the hypervisor wrote it during
+        // the copy hypercall, which has returned; `buf.len()` <= 4096.
+        unsafe { core::ptr::copy_nonoverlapping(self.bounce, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    fn copy_to(
+        &mut self,
+        domid: u16,
+        gref: u32,
+        offset: usize,
+        data: &[u8],
+    ) -> Result<(), GrantError> {
+        if offset + data.len() > 4096 {
+            return Err(GrantError(-1));
+        }
+        // SAFETY: as in `copy_from`; nothing else uses the bounce page.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), self.bounce, data.len()) };
+        self.copy(GnttabCopy {
+            source: GnttabCopyPtr {
+                u: self.bounce_mfn,
+                domid: DOMID_SELF,
+                offset: 0,
+                ..Default::default()
+            },
+            dest: GnttabCopyPtr {
+                u: u64::from(gref),
+                domid,
+                offset: offset as u16,
+                ..Default::default()
+            },
+            len: data.len() as u16,
+            flags: GNTCOPY_DEST_GREF,
+            ..Default::default()
+        })
+    }
+}
+
+/// The frontend's ring page, mapped in dom0 through its grant: shared with the guest,
+/// so every access is volatile through the raw pointer.
+pub struct RingPage(pub *mut u8);
+
+impl SharedPage for RingPage {
+    fn size(&self) -> usize {
+        4096
+    }
+    fn read_u32(&self, off: usize) -> u32 {
+        if off + 4 > 4096 {
+            return 0;
+        }
+        // SAFETY: in the mapped page (checked), 4-aligned (ring fields are).
+        unsafe { (self.0.add(off) as *const u32).read_volatile() }
+    }
+    fn write_u32(&self, off: usize, val: u32) {
+        if off + 4 <= 4096 {
+            // SAFETY: as in `read_u32`.
+            unsafe { (self.0.add(off) as *mut u32).write_volatile(val) }
+        }
+    }
+    fn read_bytes(&self, off: usize, out: &mut [u8]) {
+        if off + out.len() > 4096 {
+            return;
+        }
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: in the mapped page (checked above).
+            *b = unsafe { self.0.add(off + i).read_volatile() };
+        }
+    }
+    fn write_bytes(&self, off: usize, data: &[u8]) {
+        if off + data.len() > 4096 {
+            return;
+        }
+        for (i, &b) in data.iter().enumerate() {
+            // SAFETY: in the mapped page (checked above).
+            unsafe { self.0.add(off + i).write_volatile(b) };
+        }
+    }
+    fn fence(&self) {
+        fence(Ordering::SeqCst);
     }
 }
