@@ -8,6 +8,7 @@
 //! - [`ring`]: Xen's generic shared ring (`io/ring.h`), hardened against a hostile peer.
 //! - [`blkif`]: the block protocol (`io/blkif.h`): backend request validation and
 //!   execution, frontend request building and completion, xenstore key parsing.
+//! - [`tcpip`]: smoltcp over any Ethernet [`tcpip::Nic`], with static or DHCP addressing.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -16,3 +17,4 @@ extern crate alloc;
 pub mod blkfront;
 pub mod blkif;
 pub mod ring;
+pub mod tcpip;
