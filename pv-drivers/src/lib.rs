@@ -8,6 +8,8 @@
 //! - [`ring`]: Xen's generic shared ring (`io/ring.h`), hardened against a hostile peer.
 //! - [`blkif`]: the block protocol (`io/blkif.h`): backend request validation and
 //!   execution, frontend request building and completion, xenstore key parsing.
+//! - [`sdk`]: the one piece of kernel glue: the frontends' environment over `guest-sdk`,
+//!   for PV guests (bare metal only; exercised by the example guests).
 //! - [`tcpip`]: smoltcp over any Ethernet [`tcpip::Nic`], with static or DHCP addressing.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -17,4 +19,6 @@ extern crate alloc;
 pub mod blkfront;
 pub mod blkif;
 pub mod ring;
+#[cfg(target_os = "none")]
+pub mod sdk;
 pub mod tcpip;
