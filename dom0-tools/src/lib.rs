@@ -16,6 +16,8 @@
 extern crate alloc;
 
 pub mod archive;
+/// Software Ethernet bridge: MAC learning, forwarding, per-port queues (`xenbr0`).
+pub mod bridge;
 pub mod builder;
 pub mod cfg;
 pub mod conring;

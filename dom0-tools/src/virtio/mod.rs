@@ -18,6 +18,7 @@
 
 pub mod blk;
 pub mod legacy;
+pub mod net;
 pub mod queue;
 
 use core::fmt;
