@@ -298,3 +298,189 @@ fn a_guest_disk_on_virtio_blk_reaches_the_host_file_on_ours() {
 fn a_guest_disk_on_virtio_blk_reaches_the_host_file_on_real_xen_4_17() {
     guest_disk_on_a_host_file("xen-4.17");
 }
+
+/// Attach to `dom`'s console until `needle` appears, detach; what it printed (what was
+/// logged since the last attach comes first).
+fn console_until(s: &mut Session, dom: &str, needle: &str) -> String {
+    s.send(&format!("xl console {dom}\n"));
+    let mut out = s.expect(needle, T);
+    s.send("\x1d");
+    out.push_str(&s.expect("xl> ", T));
+    out
+}
+
+/// The id of domain `name`.
+fn domid(s: &mut Session, name: &str) -> u32 {
+    s.xl(&format!("xl domid {name}"), T)
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no id for {name}"))
+}
+
+/// No guest's entries are left in blkback's part of the store.
+fn no_backend_entries(s: &mut Session, hv: &str) {
+    let be = s.xl("xenstore-ls /local/domain/0/backend", T);
+    assert!(
+        !be.lines()
+            .any(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())),
+        "[{hv}] backend entries left:\n{be}"
+    );
+}
+
+/// A hostile blkfront (diskdemo `hostile=`) puts malformed requests on its ring while a
+/// well-behaved guest writes and checks its pattern on another disk: each bad request
+/// is refused exactly once (the hostile guest's own verdict), its valid I/O in between
+/// still works, the other guest is unaffected, and blkback serves a new guest after.
+fn hostile_frontend(hv: &str) {
+    let mut s = boot("blk-hostile", hv);
+    let out = s.xl("xl create /etc/xen/diskdemo-hostile.cfg", T);
+    assert!(!out.contains("rror"), "[{hv}] {out}");
+    let id = domid(&mut s, "diskdemo-hostile");
+    let first = console_until(&mut s, "diskdemo-hostile", "blkhostile: connected");
+    assert!(!first.contains("FAIL"), "[{hv}]\n{first}");
+    // While it hammers blkback, another guest writes and reads its whole disk.
+    let w = run_and_destroy(&mut s, "/etc/xen/diskdemo-pattern-write.cfg", "diskdemo-pw");
+    assert!(w.contains("pattern written 1024 sectors"), "[{hv}]\n{w}");
+    let c = run_and_destroy(&mut s, "/etc/xen/diskdemo-pattern-check.cfg", "diskdemo-pc");
+    assert!(
+        c.contains("pattern check PASS (1024 sectors)"),
+        "[{hv}]\n{c}"
+    );
+    s.xl(
+        &format!("xenstore-write /local/domain/{id}/data/hostile-stop 1"),
+        T,
+    );
+    let v = console_until(&mut s, "diskdemo-hostile", "blkhostile: done");
+    assert!(v.contains("blkhostile: PASS"), "[{hv}]\n{first}{v}");
+    // It was still at it when the other guest finished.
+    assert!(
+        v.contains("blkhostile: stopped by data/hostile-stop"),
+        "[{hv}]\n{v}"
+    );
+    for line in [
+        "blkhostile: read, ungranted gref: status -1",
+        "blkhostile: read into a read-only grant: status -1",
+        "blkhostile: unknown operation 0x77: status -2",
+        "blkhostile: indirect, too many segments: status -1",
+    ] {
+        assert!(
+            format!("{first}{v}").contains(line),
+            "[{hv}] no {line:?}:\n{first}{v}"
+        );
+    }
+    s.xl("xl destroy diskdemo-hostile", T);
+    no_backend_entries(&mut s, hv);
+    // blkback still serves a new guest.
+    let f = run_to_poweroff(&mut s, "/etc/xen/diskdemo.cfg");
+    assert!(f.contains("diskdemo: LOG.TXT has 1 lines"), "[{hv}]\n{f}");
+    assert!(!f.contains("FAIL"), "[{hv}]\n{f}");
+    no_backend_entries(&mut s, hv);
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn a_hostile_blkfront_hurts_no_other_domain_on_ours() {
+    hostile_frontend("hypervisor");
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn a_hostile_blkfront_hurts_no_other_domain_on_real_xen_4_17() {
+    hostile_frontend("xen-4.17");
+}
+
+/// A guest writes the pattern over its disk, flushes, says the flush was acknowledged,
+/// and crashes (a page fault with no handler of its own) with the disk connected; with
+/// `on_crash = "destroy"` it goes away, and a new guest of the same disk finds every
+/// sector of the pattern.
+fn acknowledged_writes_survive_a_crash(hv: &str) {
+    let mut s = boot("blk-crash", hv);
+    s.send("xl create -c /etc/xen/diskdemo-crash.cfg\n");
+    let out = s.expect("reason code 3 (crash)", T);
+    s.expect("xl> ", T);
+    assert!(
+        out.contains("diskdemo: pattern written 1024 sectors"),
+        "[{hv}]\n{out}"
+    );
+    assert!(
+        out.contains("diskdemo: flush acknowledged, crashing"),
+        "[{hv}]\n{out}"
+    );
+    assert!(!out.contains("did not fault"), "[{hv}]\n{out}");
+    let list = s.xl("xl list", T);
+    assert!(!list.contains("diskdemo"), "[{hv}]\n{list}");
+    no_backend_entries(&mut s, hv);
+    let c = run_and_destroy(&mut s, "/etc/xen/diskdemo-pattern-check.cfg", "diskdemo-pc");
+    assert!(
+        c.contains("pattern check PASS (1024 sectors)"),
+        "[{hv}]\n{c}"
+    );
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn acknowledged_writes_survive_a_guest_crash_on_ours() {
+    acknowledged_writes_survive_a_crash("hypervisor");
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn acknowledged_writes_survive_a_guest_crash_on_real_xen_4_17() {
+    acknowledged_writes_survive_a_crash("xen-4.17");
+}
+
+/// A guest started without a disk watches `device/vbd`: `xl block-attach` gives it
+/// one, which it connects, mounts and lists; `xl block-detach` takes it away, and the
+/// guest closes it (blkfront's close path) and sees the node go.
+fn hot_attach(hv: &str) {
+    let mut s = boot("blk-hotplug", hv);
+    let out = s.xl("xl create /etc/xen/diskdemo-hotplug.cfg", T);
+    assert!(!out.contains("rror"), "[{hv}] {out}");
+    let id = domid(&mut s, "diskdemo-hp");
+    console_until(&mut s, "diskdemo-hp", "diskdemo: watching device/vbd");
+    let out = s.xl(
+        "xl block-attach diskdemo-hp format=raw, vdev=xvdb, access=rw, target=/images/fat.img",
+        T,
+    );
+    assert!(!out.contains("rror"), "[{hv}] {out}");
+    let fs = console_until(&mut s, "diskdemo-hp", "diskdemo: LOG.TXT has");
+    for line in [
+        "diskdemo: hot-attached xvdb (51728)",
+        "diskdemo: xvdb 4608 sectors of 512 bytes",
+        "diskdemo: ls: README.TXT",
+        "diskdemo: LOG.TXT has 1 lines",
+    ] {
+        assert!(fs.contains(line), "[{hv}] no {line:?}:\n{fs}");
+    }
+    assert!(!fs.contains("FAIL"), "[{hv}]\n{fs}");
+    let list = s.xl("xl block-list diskdemo-hp", T);
+    let row = format!("51728 0   {id:<6} 4 ");
+    assert!(list.contains(&row), "[{hv}] no {row:?} in:\n{list}");
+    let out = s.xl("xl block-detach diskdemo-hp xvdb", T);
+    assert!(out.trim_end().ends_with("xl>"), "[{hv}] {out}");
+    let end = console_until(&mut s, "diskdemo-hp", "diskdemo: done");
+    for line in [
+        "diskdemo: backend Closing, closing xvdb",
+        "diskdemo: xvdb closed",
+        "diskdemo: device/vbd/51728 removed",
+    ] {
+        assert!(end.contains(line), "[{hv}] no {line:?}:\n{fs}{end}");
+    }
+    assert!(!end.contains("FAIL"), "[{hv}]\n{end}");
+    let list = s.xl("xl block-list diskdemo-hp", T);
+    assert!(!list.contains("51728"), "[{hv}] still listed:\n{list}");
+    s.xl("xl destroy diskdemo-hp", T);
+    no_backend_entries(&mut s, hv);
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn a_running_guest_notices_a_hot_attached_disk_on_ours() {
+    hot_attach("hypervisor");
+}
+
+#[test]
+#[ignore = "needs the images: run `cargo xtask test`"]
+fn a_running_guest_notices_a_hot_attached_disk_on_real_xen_4_17() {
+    hot_attach("xen-4.17");
+}

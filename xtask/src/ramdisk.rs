@@ -117,6 +117,8 @@ pub fn disk_images() -> Result<Vec<(String, Vec<u8>)>, String> {
         ("images/fat.img".to_string(), fat_image()?),
         // A blank 512 KiB disk for the pattern tests (the whole disk is overwritten).
         ("images/scratch.img".to_string(), vec![0u8; 512 << 10]),
+        // A blank 64 KiB disk for the hostile blkfront (diskdemo-hostile.cfg).
+        ("images/hostile.img".to_string(), vec![0u8; 64 << 10]),
     ])
 }
 

@@ -11,7 +11,12 @@
 //!    bind its event channel, `state = 4` (Connected); requests are then served on
 //!    every event: granted data copied with `GNTTABOP_copy` through a bounce page
 //!    (never mapped), the response pushed, the frontend notified;
-//! 3. frontend `Closing`/`Closed` (or the domain gone): unmap, unbind, `state = 6`.
+//! 3. frontend `Closing`: unmap, unbind, `state = 5` (Closing); frontend `Closed`:
+//!    `state = 6` (Linux's blkback does the same; the frontend waits for our `Closing`
+//!    before it says `Closed`). A disk `xl block-detach` asked for goes (both
+//!    directories) once the frontend is `Closed`, as libxl waits for it: not at its
+//!    `Closing`, while blkfront still writes its `state` and reads ours (or at once with
+//!    `-f`, or when it never connected). The domain gone: unmap, unbind, remove.
 //!
 //! Backing stores: an image file from dom0's ramdisk (`target=/images/x.img`), read in
 //! place, with what guests write kept in a bounded copy-on-write overlay in dom0's heap
@@ -423,11 +428,15 @@ impl Blkback {
                         set_state(xs, v, CLOSED);
                     }
                 },
-                (true, CLOSING | CLOSED) => {
+                (true, CLOSING) => {
+                    v.conn = None;
+                    set_state(xs, v, CLOSING);
+                }
+                (true, CLOSED) => {
                     v.conn = None;
                     set_state(xs, v, CLOSED);
                 }
-                (false, CLOSING | CLOSED) if v.detaching => set_state(xs, v, CLOSED),
+                (false, CLOSED) if v.detaching || v.state == CLOSING => set_state(xs, v, CLOSED),
                 _ => {}
             }
             let Some(c) = v.conn.as_mut() else {

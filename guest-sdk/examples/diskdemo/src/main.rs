@@ -6,7 +6,15 @@
 //!   the previous line count + 1), flushes, reads the file back and counts its lines;
 //! - with `pattern=write` on its command line, writes a pattern derived from each
 //!   sector's number over the whole disk and flushes;
-//! - with `pattern=check`, reads the whole disk and checks that pattern.
+//! - with `pattern=check`, reads the whole disk and checks that pattern;
+//! - with `pattern=write crash=1`, writes and flushes the pattern, prints
+//!   `diskdemo: flush acknowledged, crashing`, and crashes (a page fault with no handler
+//!   but the SDK's) with the disk still connected;
+//! - with `hostile=SECS`, is a hostile blkfront (`hostile.rs`: malformed requests on its
+//!   ring, each of which must be refused exactly once; `blkhostile: PASS` / `FAIL`);
+//! - with `hotplug=1`, starts without a disk and waits for one to be hot-attached
+//!   (`hotplug.rs`: watches `device/vbd`, mounts and lists the FAT filesystem, closes the
+//!   device when `xl block-detach` asks).
 //!
 //! Console lines (computed verdicts, for the system tests):
 //! `diskdemo: xvda N sectors of S bytes`, `diskdemo: ls: NAME SIZE`,
@@ -14,7 +22,8 @@
 //! `diskdemo: pattern check PASS` / `diskdemo: pattern check FAIL at sector X`,
 //! `diskdemo: FAIL: <why>` on any error, and `diskdemo: done` before powering off (or,
 //! with `stay=1` on the command line, staying up so `xl console` can read it).
-//! Config: `dom0-tools/configs/diskdemo.cfg` (and `diskdemo-pattern-{write,check}.cfg`).
+//! Config: `dom0-tools/configs/diskdemo.cfg` (and `diskdemo-pattern-{write,check}.cfg`,
+//! `diskdemo-crash.cfg`, `diskdemo-hostile.cfg`, `diskdemo-hotplug.cfg`).
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 
@@ -33,6 +42,10 @@ fn pattern_word(sector: u64, i: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+#[cfg(target_os = "none")]
+mod hostile;
+#[cfg(target_os = "none")]
+mod hotplug;
 #[cfg(target_os = "none")]
 mod sdk_env;
 
@@ -126,7 +139,7 @@ mod guest {
     }
 
     /// Mount, list, append to LOG.TXT, flush, count its lines. Gives the device back.
-    fn filesystem(dev: Dev) -> (Dev, Result<(), alloc::string::String>) {
+    pub(crate) fn filesystem(dev: Dev) -> (Dev, Result<(), alloc::string::String>) {
         use alloc::format;
         let vm: embedded_sdmmc::VolumeManager<Disk, Clock, 4, 4, 1> =
             embedded_sdmmc::VolumeManager::new_with_limits(Disk(RefCell::new(dev)), Clock, 0);
@@ -293,6 +306,22 @@ mod guest {
                 return;
             }
         };
+        let number = |key| {
+            arg(cmd, key)
+                .and_then(|v| core::str::from_utf8(v).ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        if let Some(secs) = number("hostile") {
+            crate::hostile::run(xb, secs);
+            stay(cmd);
+            return;
+        }
+        if number("hotplug") == Some(1) {
+            crate::hotplug::run(xb);
+            println!("diskdemo: done");
+            stay(cmd);
+            return;
+        }
         let mut dev = match BlockDevice::open(SdkEnv::new(xb), "xvda", Options::default()) {
             Ok(d) => d,
             Err(e) => {
@@ -322,6 +351,9 @@ mod guest {
                 r
             }
         };
+        if result.is_ok() && arg(cmd, "crash") == Some(b"1") {
+            crash();
+        }
         if let Err(why) = result {
             println!("diskdemo: FAIL: {why}");
             if let Some([rq, rqe, rs, rse]) = dev.ring_indices() {
@@ -343,12 +375,38 @@ mod guest {
             Err(e) => println!("diskdemo: close: {e:?}"),
         }
         println!("diskdemo: done");
+        stay(cmd);
+    }
+
+    /// With `stay=1` on the command line, stay up so the console can be read (`xl
+    /// console`); a domain that powers off is destroyed.
+    fn stay(cmd: &[u8]) {
         if arg(cmd, "stay") == Some(b"1") {
-            // Stay up so the console can be read (`xl console`); a domain that powers
-            // off is destroyed.
             loop {
                 guest_sdk::sched::block();
             }
         }
+    }
+
+    /// An address no PV guest has mapped (the first page).
+    const BAD_ADDRESS: u64 = 0x10;
+
+    /// `crash=1`: after the flush was acknowledged, crash for real, with the device
+    /// still connected: a write to an unmapped address, whose page fault has no handler
+    /// but the SDK's, which crashes the domain (`SHUTDOWN_crash`).
+    fn crash() -> ! {
+        println!("diskdemo: flush acknowledged, crashing (write to {BAD_ADDRESS:#x})");
+        // SAFETY: deliberately faults: the page at BAD_ADDRESS is not mapped, so the
+        // write never happens and no Rust-visible memory changes; the #PF handler
+        // crashes the domain and does not return here.
+        unsafe {
+            core::arch::asm!(
+                "mov qword ptr [{a}], 1",
+                a = in(reg) BAD_ADDRESS,
+                options(nostack)
+            );
+        }
+        println!("diskdemo: FAIL: the write to {BAD_ADDRESS:#x} did not fault");
+        guest_sdk::sched::crash()
     }
 }
