@@ -185,6 +185,25 @@ pub enum Command {
         /// `-f`: remove it without waiting for the guest.
         force: bool,
     },
+    /// `xl network-attach <Domain> [key=value]...`
+    NetworkAttach {
+        /// The domain.
+        domain: DomainArg,
+        /// The vif spec's settings, to be joined with commas.
+        spec: Vec<String>,
+    },
+    /// `xl network-list <Domain(s)>`
+    NetworkList {
+        /// The domains.
+        domains: Vec<DomainArg>,
+    },
+    /// `xl network-detach <Domain> <DevId|mac>`
+    NetworkDetach {
+        /// The domain.
+        domain: DomainArg,
+        /// The device number, or its MAC address (it contains a `:`).
+        dev: String,
+    },
     /// `xl vcpu-list [Domain...]`
     VcpuList {
         /// The domains, or all.
@@ -278,6 +297,14 @@ pub enum Command {
     /// (`list`, `read`, `write`, `fill`, `check`, `flush`), parsed by dom0's disk driver.
     Blkdev {
         /// The words after `blkdev`.
+        args: Vec<String>,
+    },
+    /// dom0's network tools (this toolstack's own, named after Linux's): `brctl show`,
+    /// `brctl showmacs xenbr0`, `ifconfig`, `netbench ...`; parsed by dom0's network.
+    NetTool {
+        /// `brctl`, `ifconfig` or `netbench`.
+        tool: String,
+        /// The words after it.
         args: Vec<String>,
     },
     /// A command Xen has that this toolstack does not have yet.
@@ -460,6 +487,32 @@ const TABLE: &[Spec] = &[
         options: Some("-f                      Force detach"),
     },
     Spec {
+        name: "network-attach",
+        can_dryrun: true,
+        modifies: true,
+        desc: "Create a new virtual network device",
+        usage: "<Domain> [type=<type>] [mac=<mac>] [bridge=<bridge>] \
+                [ip=<ip>] [script=<script>] [backend=<BackDomain>] [vifname=<name>] \
+                [rate=<rate>] [model=<model>] [accel=<accel>] [mtu=<mtu>]",
+        options: None,
+    },
+    Spec {
+        name: "network-list",
+        can_dryrun: false,
+        modifies: false,
+        desc: "List virtual network interfaces for a domain",
+        usage: "<Domain(s)>",
+        options: None,
+    },
+    Spec {
+        name: "network-detach",
+        can_dryrun: false,
+        modifies: true,
+        desc: "Destroy a domain's virtual network device",
+        usage: "<Domain> <DevId|mac>",
+        options: None,
+    },
+    Spec {
         name: "vcpu-list",
         can_dryrun: false,
         modifies: false,
@@ -616,6 +669,9 @@ const XL_NOT_YET: &[&str] = &[
 ];
 
 /// Xen's other dom0 tools this shell recognises but does not have yet.
+/// dom0's network tools ([`Command::NetTool`]).
+pub const NET_TOOLS: &[&str] = &["brctl", "ifconfig", "netbench"];
+
 const TOOLS_NOT_YET: &[&str] = &["xenstore-watch", "xentop", "xenconsole"];
 
 /// The message for a recognised command this toolstack does not have yet.
@@ -969,6 +1025,12 @@ pub fn parse_line(line: &str) -> Parsed {
     }
     if first == "blkdev" {
         return Parsed::Run(Command::Blkdev {
+            args: rest.to_vec(),
+        });
+    }
+    if NET_TOOLS.contains(&first.as_str()) {
+        return Parsed::Run(Command::NetTool {
+            tool: first.clone(),
             args: rest.to_vec(),
         });
     }
@@ -1338,6 +1400,25 @@ fn parse_command(name: &'static str, args: &[String], dryrun: bool) -> Result<Co
                 domain: rest.first().cloned().unwrap_or_default(),
                 dev: rest.get(1).cloned().unwrap_or_default(),
                 force: o.iter().any(|(c, _)| *c == 'f'),
+            }
+        }
+        "network-attach" => {
+            let (_, rest) = opts_for(name, args, "", &[], 1)?;
+            let (domain, spec) = rest
+                .split_first()
+                .map(|(d, s)| (d.clone(), s.to_vec()))
+                .unwrap_or_default();
+            Command::NetworkAttach { domain, spec }
+        }
+        "network-list" => {
+            let (_, rest) = opts_for(name, args, "", &[], 1)?;
+            Command::NetworkList { domains: rest }
+        }
+        "network-detach" => {
+            let (_, rest) = opts_for(name, args, "", &[], 2)?;
+            Command::NetworkDetach {
+                domain: rest.first().cloned().unwrap_or_default(),
+                dev: rest.get(1).cloned().unwrap_or_default(),
             }
         }
         "vcpu-list" => {

@@ -283,6 +283,40 @@ fn help_and_unknown() {
 }
 
 #[test]
+fn network_commands() {
+    assert_eq!(
+        run("xl network-list web 3"),
+        Command::NetworkList {
+            domains: vec!["web".into(), "3".into()]
+        }
+    );
+    assert_eq!(
+        run("xl network-attach web mac=00:16:3e:00:00:01 bridge=xenbr0"),
+        Command::NetworkAttach {
+            domain: "web".into(),
+            spec: vec!["mac=00:16:3e:00:00:01".into(), "bridge=xenbr0".into()]
+        }
+    );
+    assert_eq!(
+        run("xl network-detach web 00:16:3e:00:00:01"),
+        Command::NetworkDetach {
+            domain: "web".into(),
+            dev: "00:16:3e:00:00:01".into()
+        }
+    );
+    // xl's own minimum argument counts.
+    assert_eq!(fail("xl network-detach web").status, 2);
+    assert_eq!(fail("xl network-list").status, 2);
+    assert_eq!(
+        run("brctl showmacs xenbr0"),
+        Command::NetTool {
+            tool: "brctl".into(),
+            args: vec!["showmacs".into(), "xenbr0".into()]
+        }
+    );
+}
+
+#[test]
 fn not_yet() {
     assert_eq!(
         run("xl vtpm-attach web backend=0"),
@@ -291,9 +325,9 @@ fn not_yet() {
         }
     );
     assert_eq!(
-        run("xl network-list web"),
+        run("xl channel-list web"),
         Command::NotYet {
-            command: "network-list".into()
+            command: "channel-list".into()
         }
     );
     assert_eq!(

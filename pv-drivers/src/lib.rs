@@ -8,6 +8,10 @@
 //! - [`ring`]: Xen's generic shared ring (`io/ring.h`), hardened against a hostile peer.
 //! - [`blkif`]: the block protocol (`io/blkif.h`): backend request validation and
 //!   execution, frontend request building and completion, xenstore key parsing.
+//! - [`netif`]: the network protocol (`io/netif.h`): backend tx validation and rx
+//!   delivery, frontend tx requests and rx reassembly, xenstore key parsing.
+//! - [`env`]: what a frontend needs from the kernel ([`env::FrontendEnv`]).
+//! - [`blkfront`], [`netfront`]: a guest's virtual disk and network device over it.
 //! - [`sdk`]: the one piece of kernel glue: the frontends' environment over `guest-sdk`,
 //!   for PV guests (bare metal only; exercised by the example guests).
 //! - [`tcpip`]: smoltcp over any Ethernet [`tcpip::Nic`], with static or DHCP addressing.
@@ -18,6 +22,10 @@ extern crate alloc;
 
 pub mod blkfront;
 pub mod blkif;
+pub mod env;
+pub mod nb;
+pub mod netfront;
+pub mod netif;
 pub mod ring;
 #[cfg(target_os = "none")]
 pub mod sdk;

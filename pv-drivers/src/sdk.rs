@@ -12,12 +12,12 @@ use alloc::string::String;
 use core::sync::atomic::{fence, Ordering};
 use core::time::Duration;
 
+use crate::blkfront::{BlkfrontEnv, EnvError};
+use crate::ring::SharedPage;
 use guest_sdk::grant::{self, GrantRef, SharedFrame};
 use guest_sdk::xenbus::state::{switch_state, wait_for_state_where};
 use guest_sdk::xenbus::{Error as XsError, Nodes, XenStore, Xenbus, XenbusState};
 use guest_sdk::{events, sched, time};
-use crate::blkfront::{BlkfrontEnv, EnvError};
-use crate::ring::SharedPage;
 use xen_abi::xen::DomId;
 
 /// A heap page shared with the backend.

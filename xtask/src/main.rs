@@ -34,6 +34,7 @@ const IMAGES: &[(&str, &str, &str)] = &[
     ("guest-attacker", "attacker", "attacker"),
     ("guest-smp", "smp", "smp"),
     ("guest-diskdemo", "diskdemo", "diskdemo"),
+    ("guest-netdemo", "netdemo", "netdemo"),
     ("guest-xsprobe", "xsprobe", "xsprobe"),
 ];
 

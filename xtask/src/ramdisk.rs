@@ -7,6 +7,7 @@ use std::path::Path;
 /// Guest images copied from `target/images` into `boot/`, if present (hello is required).
 const KERNELS: &[&str] = &[
     "hello", "ticker", "spin", "pingpong", "crasher", "smp", "xsprobe", "attacker", "diskdemo",
+    "netdemo",
 ];
 
 fn align4(v: &mut Vec<u8>) {

@@ -44,6 +44,7 @@ pub struct Dom0 {
     xs: Xenstored,
     blk: Blkback,
     disks: crate::disk::Disks,
+    net: crate::net::Net,
 }
 
 fn out(s: &str) {
@@ -107,14 +108,22 @@ fn cpuset(bytes: &[u8]) -> CpuSet {
 impl Dom0 {
     /// The toolstack over the ramdisk's files.
     pub fn new(ramdisk: &'static [u8]) -> Dom0 {
+        let disks = crate::disk::Disks::probe();
+        let net = crate::net::Net::new(&disks);
         Dom0 {
             ramdisk,
             doms: BTreeMap::new(),
             shell: Shell::new(PROMPT),
             xs: Xenstored::new(),
             blk: Blkback::new(),
-            disks: crate::disk::Disks::probe(),
+            disks,
+            net,
         }
+    }
+
+    /// A vif's event, the NIC's interrupt or the network timer: move packets.
+    pub fn net_event(&mut self) {
+        self.net.pump();
     }
 
     /// A disk's pirq event fired: acknowledge, complete, EOI (`disk.rs`).
@@ -127,7 +136,8 @@ impl Dom0 {
     pub fn poll_store(&mut self) {
         self.xs.poll();
         self.blk.poll(&mut self.xs);
-        // blkback's own store writes may have queued watch events for guests.
+        self.net.poll_store(&mut self.xs);
+        // The backends' own store writes may have queued watch events for guests.
         self.xs.poll();
     }
 
@@ -486,6 +496,7 @@ impl Dom0 {
         self.forget(id);
         if let Ok(dom) = u16::try_from(id) {
             self.blk.remove_domain(&mut self.xs, dom);
+            self.net.remove_domain(&mut self.xs, dom);
         }
         self.unstore_domain(id);
         let mut res = None;
@@ -643,6 +654,37 @@ impl Dom0 {
                 }
             }
             Command::BlockAttach { domain, spec } => self.block_attach(&domain, &spec),
+            Command::NetworkAttach { domain, spec } => self.network_attach(&domain, &spec),
+            Command::NetworkList { domains } => {
+                out(&format!(
+                    "{:<3} {:<2} {:<17} {:<6} {:<5} {:<6} {:>5}/{:<5} {:<30}\n",
+                    "Idx", "BE", "Mac Addr.", "handle", "state", "evt-ch", "tx-", "rx-ring-ref", "BE-path"
+                ));
+                for d in domains {
+                    match self.find(&d) {
+                        Ok(id) => {
+                            let l = self.net.list(&mut self.xs, id as u16);
+                            out(&l)
+                        }
+                        Err(e) => out(&format!("{e}\n")),
+                    }
+                }
+            }
+            Command::NetworkDetach { domain, dev } => {
+                let id = match self.find(&domain) {
+                    Ok(id) => id,
+                    Err(e) => return out(&format!("{e}\n")),
+                };
+                let done = self
+                    .net
+                    .find_devid(id as u16, &dev)
+                    .is_some_and(|n| self.net.detach(&mut self.xs, id as u16, n));
+                if !done {
+                    out(&format!("Unknown device {dev}.\n"));
+                }
+                self.xs.poll();
+            }
+            Command::NetTool { tool, args } => self.net_tool(&tool, &args),
             Command::BlockDetach { domain, dev, force } => {
                 let id = match self.find(&domain) {
                     Ok(id) => id,
@@ -912,6 +954,44 @@ impl Dom0 {
         self.xs.poll();
     }
 
+    fn network_attach(&mut self, domain: &str, spec: &[String]) {
+        let id = match self.find(domain) {
+            Ok(id) => id,
+            Err(e) => return out(&format!("{e}\n")),
+        };
+        if !self.doms.contains_key(&id) {
+            return out("libxl_device_nic_add failed.\n");
+        }
+        let v = match dom0_tools::vifspec::VifSpec::parse(&spec.join(",")) {
+            Ok(v) => v,
+            Err(e) => return out(&format!("{e}\n")),
+        };
+        let devid = v.devid.unwrap_or_else(|| self.net.next_devid(id as u16));
+        let mac = v.mac_or(random3());
+        if let Err(e) = self.net.add(&mut self.xs, id as u16, devid, &v, mac) {
+            out(&format!(
+                "libxl: error: Domain {id}: vif {devid}: {e}\nlibxl_device_nic_add failed.\n"
+            ));
+        }
+        self.xs.poll();
+    }
+
+    fn net_tool(&mut self, tool: &str, args: &[String]) {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        match (tool, a.as_slice()) {
+            ("brctl", ["show"] | []) => out(&self.net.describe(false)),
+            ("brctl", ["showmacs", b]) if *b == crate::net::BRIDGE => out(&self.net.describe(true)),
+            ("brctl", ["showmacs", b]) => out(&format!("bridge {b} does not exist!\n")),
+            ("ifconfig", []) => {
+                self.net.pump();
+                out(&self.net.ifconfig())
+            }
+            ("netbench", _) => crate::netbench::command(&mut self.net, &a),
+            ("brctl", _) => out("usage: brctl show | brctl showmacs xenbr0\n"),
+            _ => out(&format!("usage: {tool}\n")),
+        }
+    }
+
     fn create(&mut self, path: &str, overrides: &[String], console: bool, paused: bool) {
         let Some(dc) = self.load_config(path, overrides) else {
             return;
@@ -933,6 +1013,14 @@ impl Dom0 {
             Err(e) => {
                 return out(&format!(
                     "xlu: error: {e}\nlibxl: error: cannot (re-)build domain: -3\n"
+                ))
+            }
+        };
+        let vifs = match dom0_tools::vifspec::parse_all(&dc.vifs) {
+            Ok(v) => v,
+            Err(e) => {
+                return out(&format!(
+                    "{e}\nlibxl: error: cannot (re-)build domain: -3\n"
                 ))
             }
         };
@@ -972,6 +1060,20 @@ impl Dom0 {
                     d.vdev
                 ));
                 self.blk.remove_domain(&mut self.xs, built.domid);
+                self.unstore_domain(id);
+                let _ = p::destroydomain(built.domid);
+                return;
+            }
+        }
+        for v in &vifs {
+            let devid = v.devid.unwrap_or(0);
+            let mac = v.mac_or(random3());
+            if let Err(e) = self.net.add(&mut self.xs, built.domid, devid, v, mac) {
+                out(&format!(
+                    "libxl: error: Domain {id}: vif {devid}: {e}\nlibxl: error: cannot (re-)build domain: -3\n"
+                ));
+                self.blk.remove_domain(&mut self.xs, built.domid);
+                self.net.remove_domain(&mut self.xs, built.domid);
                 self.unstore_domain(id);
                 let _ = p::destroydomain(built.domid);
                 return;
@@ -1335,4 +1437,14 @@ fn host_info() -> xfmt::HostInfo {
         .unwrap_or(4096);
     h.virt_start = guest_sdk::version::virt_start().unwrap_or(0);
     h
+}
+
+/// Three bytes for a random MAC (libxl takes them from a fresh UUID; the TSC's low bits
+/// mixed are as good for telling guests apart).
+fn random3() -> [u8; 3] {
+    let mut z = guest_sdk::time::rdtsc().wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    [z as u8, (z >> 8) as u8, (z >> 16) as u8]
 }

@@ -53,6 +53,8 @@ static PORTS: [AtomicU32; MAX_DISKS] = [const { AtomicU32::new(0) }; MAX_DISKS];
 static PENDING: AtomicU32 = AtomicU32::new(0);
 
 fn on_disk_event(port: u32) {
+    // A line shared with the NIC: it looks at its device too.
+    crate::net::NET_EVENT.store(true, Ordering::Release);
     // Disks sharing an interrupt line share the pirq and its port: all are served.
     for (i, p) in PORTS.iter().enumerate() {
         if p.load(Ordering::Acquire) == port {
@@ -209,7 +211,7 @@ impl DmaRegion for Dma {
     }
 }
 
-fn physdev<T>(cmd: u32, arg: &mut T) -> Result<u64, Errno> {
+pub(crate) fn physdev<T>(cmd: u32, arg: &mut T) -> Result<u64, Errno> {
     // SAFETY: `arg` is the live, correctly laid-out struct `cmd` takes (xen-abi types).
     unsafe { guest_sdk::hypercall::physdev_op(cmd, arg as *mut T as *mut u8) }
 }
@@ -220,7 +222,7 @@ fn set_iopl(iopl: u32) -> Result<(), Errno> {
 }
 
 /// `PHYSDEVOP_map_pirq` of GSI `gsi` into dom0 itself, asking for pirq = GSI.
-fn map_gsi(gsi: u32) -> Result<u32, Errno> {
+pub(crate) fn map_gsi(gsi: u32) -> Result<u32, Errno> {
     let mut m = PhysdevMapPirq {
         domid: xen_abi::xen::DOMID_SELF,
         type_: MAP_PIRQ_TYPE_GSI,
@@ -233,7 +235,7 @@ fn map_gsi(gsi: u32) -> Result<u32, Errno> {
 }
 
 /// `EVTCHNOP_bind_pirq`.
-fn bind_pirq(pirq: u32) -> Result<u32, Errno> {
+pub(crate) fn bind_pirq(pirq: u32) -> Result<u32, Errno> {
     let mut b = EvtchnBindPirq {
         pirq,
         flags: 0,
@@ -260,7 +262,7 @@ fn needs_eoi(pirq: u32) -> Result<bool, Errno> {
 }
 
 /// `PHYSDEVOP_eoi`.
-fn eoi(pirq: u32) {
+pub(crate) fn eoi(pirq: u32) {
     let _ = physdev(PHYSDEVOP_EOI, &mut PhysdevEoi { irq: pirq });
 }
 
@@ -579,6 +581,15 @@ pub struct Disks {
 }
 
 impl Disks {
+    /// The event-channel port already bound to `pirq` by a disk (a shared line).
+    pub fn port_for_pirq(&self, pirq: u32) -> Option<u32> {
+        self.disks
+            .iter()
+            .filter_map(|d| d.try_borrow().ok())
+            .find(|d| d.pirq == pirq)
+            .map(|d| d.port)
+    }
+
     /// Find and start every transitional virtio-blk on the PCI bus, with its interrupt
     /// bound to an event channel; one line per disk.
     pub fn probe() -> Disks {

@@ -25,6 +25,12 @@ mod disk;
 #[cfg(target_os = "none")]
 mod foreign;
 #[cfg(target_os = "none")]
+mod net;
+#[cfg(target_os = "none")]
+mod netbench;
+#[cfg(target_os = "none")]
+mod nic;
+#[cfg(target_os = "none")]
 mod xenstored;
 
 #[cfg(target_os = "none")]
@@ -46,7 +52,7 @@ mod guest {
     use crate::commands::Dom0;
     use core::sync::atomic::Ordering;
     use guest_sdk::{events, println, sched, StartInfo};
-    use xen_abi::xen::{SIF_MOD_START_PFN, VIRQ_CONSOLE, VIRQ_DOM_EXC};
+    use xen_abi::xen::{SIF_MOD_START_PFN, VIRQ_CONSOLE, VIRQ_DOM_EXC, VIRQ_TIMER};
 
     guest_sdk::entry!(guest_main);
 
@@ -56,6 +62,11 @@ mod guest {
 
     fn on_domexc(_port: u32) {
         DOMEXC_EVENT.store(true, Ordering::Release);
+    }
+
+    /// The network's timer (dom0's TCP/IP stack) expired.
+    fn on_timer(_port: u32) {
+        crate::net::NET_EVENT.store(true, Ordering::Release);
     }
 
     fn ramdisk(si: &StartInfo) -> &'static [u8] {
@@ -93,6 +104,7 @@ mod guest {
         d.banner();
         bind(VIRQ_CONSOLE, on_input);
         bind(VIRQ_DOM_EXC, on_domexc);
+        bind(VIRQ_TIMER, on_timer);
         d.prompt();
         loop {
             // Check for work with events masked, then block: SCHEDOP_block unmasks
@@ -104,7 +116,8 @@ mod guest {
             let store = crate::xenstored::STORE_EVENT.swap(false, Ordering::AcqRel);
             let disk = crate::disk::DISK_EVENT.swap(false, Ordering::AcqRel);
             let blk = crate::blkback::BLK_EVENT.swap(false, Ordering::AcqRel);
-            if !(input || ring || exc || store || disk || blk) {
+            let net = crate::net::NET_EVENT.swap(false, Ordering::AcqRel);
+            if !(input || ring || exc || store || disk || blk || net) {
                 sched::block();
                 continue;
             }
@@ -114,6 +127,9 @@ mod guest {
             }
             if store || blk {
                 d.poll_store();
+            }
+            if net || store {
+                d.net_event();
             }
             if ring || exc {
                 d.poll_consoles();
