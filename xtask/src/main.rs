@@ -2,10 +2,13 @@
 //!
 //! - `build`: the hypervisor image and the guests, for `x86_64-unknown-none`, into
 //!   `target/images/`.
-//! - `run [--cpus N] [--guest NAME] [--iso] [--xen] [--disk FILE]...`: build, then boot the hypervisor (or,
-//!   with `--xen`, the real Xen 4.17 as the reference) in QEMU with dom0, the `xl`
-//!   toolstack, and its ramdisk of example guests (`--guest hello` boots an example
-//!   guest as dom0 instead); console on this terminal (Ctrl-A X quits QEMU).
+//! - `run [--cpus N] [--guest NAME] [--iso] [--xen] [--disk FILE]... [--no-net]
+//!   [--fwd HOSTPORT=ADDR:PORT]...`: build, then boot the hypervisor (or, with `--xen`,
+//!   the real Xen 4.17 as the reference) in QEMU with dom0, the `xl` toolstack, and its
+//!   ramdisk of example guests (`--guest hello` boots an example guest as dom0
+//!   instead); console on this terminal (Ctrl-A X quits QEMU). dom0 gets a virtio-net
+//!   NIC on QEMU's user network, with the host's 127.0.0.1:8080 forwarded to
+//!   10.0.2.20:80 (the `netdemo-http.cfg` web server) unless `--fwd` says otherwise.
 //! - `test`: formatting, clippy, host tests, then the system tests under QEMU.
 //! - `iso`: a GRUB (multiboot2) ISO at `target/images/hypervisor.iso`.
 //! - `bench`: path lengths of hypercalls on ours and on Xen 4.17 (`docs/perf.md`).
@@ -136,6 +139,20 @@ struct RunOpts {
     xen: bool,
     /// Raw disk files given to QEMU as virtio-blk (dom0's /dev/vda, /dev/vdb...).
     disks: Vec<String>,
+    /// Give dom0 a virtio-net NIC on QEMU's user network (default on).
+    net: bool,
+    /// Host ports forwarded into the guest network: (host port, guest address, port).
+    fwds: Vec<(u16, String, u16)>,
+}
+
+/// The forward `cargo xtask run` sets up unless told otherwise: the host's port 8080 to
+/// the web server of `/etc/xen/netdemo-http.cfg`.
+const DEFAULT_FWD: (u16, &str, u16) = (8080, "10.0.2.20", 80);
+
+fn parse_fwd(v: &str) -> Option<(u16, String, u16)> {
+    let (h, g) = v.split_once('=')?;
+    let (a, p) = g.rsplit_once(':')?;
+    Some((h.parse().ok()?, a.to_string(), p.parse().ok()?))
 }
 
 fn parse_run(args: &[String]) -> Result<RunOpts, String> {
@@ -146,6 +163,8 @@ fn parse_run(args: &[String]) -> Result<RunOpts, String> {
         xen: false,
         append: String::new(),
         disks: Vec::new(),
+        net: true,
+        fwds: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -163,6 +182,12 @@ fn parse_run(args: &[String]) -> Result<RunOpts, String> {
             "--disk" => o
                 .disks
                 .push(it.next().ok_or("--disk needs a file")?.clone()),
+            "--no-net" => o.net = false,
+            "--fwd" => o.fwds.push(
+                it.next()
+                    .and_then(|v| parse_fwd(v))
+                    .ok_or("--fwd needs HOSTPORT=ADDR:PORT (e.g. 8080=10.0.2.20:80)")?,
+            ),
             other => return Err(format!("unknown option {other}; see `cargo xtask help`")),
         }
     }
@@ -196,6 +221,24 @@ fn run_system(args: &[String]) -> Result<(), String> {
             "-device".to_string(),
             format!("virtio-blk-pci,drive=vd{i}"),
         ]);
+    }
+    if o.net {
+        let mut fwds = o.fwds.clone();
+        if fwds.is_empty() {
+            let (h, a, p) = DEFAULT_FWD;
+            // A busy port would stop QEMU from starting: go without the forward then.
+            if std::net::TcpListener::bind(("127.0.0.1", h)).is_ok() {
+                fwds.push((h, a.to_string(), p));
+            } else {
+                eprintln!("xtask: host port {h} is busy: no forward to {a}:{p} (use --fwd)");
+            }
+        }
+        let mut nic = String::from("user,model=virtio-net-pci");
+        for (h, a, p) in &fwds {
+            nic.push_str(&format!(",hostfwd=tcp:127.0.0.1:{h}-{a}:{p}"));
+            eprintln!("xtask: host 127.0.0.1:{h} -> guest {a}:{p}");
+        }
+        qemu.args(["-nic", &nic]);
     }
     if o.iso {
         let iso = iso()?;
@@ -290,6 +333,7 @@ fn main() -> ExitCode {
                 "usage: cargo xtask <command>\n\
                  \n  build                 build the hypervisor and guest images into target/images\
                  \n  run [--cpus N] [--guest NAME] [--iso] [--xen] [--append 'hv options'] [--disk FILE]...\
+                 \n      [--no-net] [--fwd HOSTPORT=ADDR:PORT]...\
                  \n                        boot them in QEMU, console on this terminal\
                  \n  test                  fmt, clippy, host tests, system tests under QEMU\
                  \n  iso                   make a GRUB (multiboot2) ISO\
@@ -304,5 +348,21 @@ fn main() -> ExitCode {
             eprintln!("xtask: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_options() {
+        let a = |v: &[&str]| parse_run(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let o = a(&["--no-net", "--fwd", "9000=10.0.2.21:5001"]).unwrap();
+        assert!(!o.net);
+        assert_eq!(o.fwds, vec![(9000, "10.0.2.21".to_string(), 5001)]);
+        assert!(a(&[]).unwrap().net);
+        assert!(a(&["--fwd", "9000"]).is_err());
+        assert!(a(&["--fwd", "x=10.0.2.21:80"]).is_err());
     }
 }
