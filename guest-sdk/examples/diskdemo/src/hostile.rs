@@ -35,7 +35,7 @@ use xen_abi::io::blkif::{
 };
 use xen_abi::xen::DomId;
 
-use crate::sdk_env::{Page, SdkEnv};
+use pv_drivers::sdk::{Page, SdkEnv};
 
 const NODE: &str = "device/vbd/51712";
 const HANDLE: u16 = 51712;

@@ -22,7 +22,7 @@ use guest_sdk::xenbus::state::wait_for_state_where;
 use guest_sdk::xenbus::{Nodes, XenStore, Xenbus, XenbusState};
 use pv_drivers::blkfront::{BlockDevice, Options};
 
-use crate::sdk_env::SdkEnv;
+use pv_drivers::sdk::SdkEnv;
 
 const TOKEN: &str = "diskdemo/vbd";
 

@@ -1,5 +1,5 @@
 //! Example PV guest for issue 4: a real disk. Opens `xvda` through blkfront
-//! (pv-drivers' `BlockDevice` over the SDK, `sdk_env.rs`), then:
+//! (pv-drivers' `BlockDevice` over the SDK, `pv_drivers::sdk::SdkEnv`), then:
 //!
 //! - by default, mounts the FAT filesystem on it (`embedded-sdmmc`, MBR partition 1),
 //!   lists the root directory, appends `boot N` to `/LOG.TXT` (created if missing; N is
@@ -46,8 +46,6 @@ fn pattern_word(sector: u64, i: u64) -> u64 {
 mod hostile;
 #[cfg(target_os = "none")]
 mod hotplug;
-#[cfg(target_os = "none")]
-mod sdk_env;
 
 #[cfg(target_os = "none")]
 mod guest {
@@ -64,7 +62,7 @@ mod guest {
     use pv_drivers::blkfront::{BlockDevice, Error as BlkError, Options};
 
     use crate::pattern_word;
-    use crate::sdk_env::SdkEnv;
+    use pv_drivers::sdk::SdkEnv;
 
     guest_sdk::entry!(guest_main);
 
