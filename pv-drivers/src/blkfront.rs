@@ -5,9 +5,9 @@
 //! backend, grants, the event channel and a clock — comes through [`BlkfrontEnv`], so the
 //! driver is safe code, host-tested here against [`Backend`](crate::blkif::Backend) (the
 //! same core dom0's blkback uses). A PV guest implements the trait over `guest-sdk`
-//! (`guest_sdk::xenbus`, `guest_sdk::grant`, `guest_sdk::events`, `sched::poll`); see
-//! `guest-sdk/examples/diskdemo/src/sdk_env.rs`. (The SDK cannot use this crate, which
-//! sits above it, hence the trait.)
+//! (`guest_sdk::xenbus`, `guest_sdk::grant`, `guest_sdk::events`, `sched::poll`):
+//! [`crate::sdk::SdkEnv`]. (The SDK cannot use this crate, which sits above it, hence
+//! the trait.)
 //!
 //! # Connecting (Xen's XenBus protocol, as Linux's blkfront does it)
 //! 1. Read `device/vbd/<id>/backend` and `backend-id`; wait for the backend's `InitWait`
