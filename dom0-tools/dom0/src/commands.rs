@@ -123,7 +123,10 @@ impl Dom0 {
 
     /// A vif's event, the NIC's interrupt or the network timer: move packets.
     pub fn net_event(&mut self) {
-        self.net.pump();
+        if self.net.pump() {
+            self.net.poll_store(&mut self.xs);
+            self.xs.poll();
+        }
     }
 
     /// A disk's pirq event fired: acknowledge, complete, EOI (`disk.rs`).

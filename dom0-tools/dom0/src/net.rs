@@ -86,6 +86,8 @@ struct Vif {
     state: u32,
     /// `xl network-detach` asked for it to go once the guest has closed it.
     detaching: bool,
+    /// Its ring broke (a hostile index): disconnected, `Closed` to be published.
+    broke: Option<String>,
 }
 
 /// dom0's network.
@@ -297,6 +299,7 @@ impl Net {
             bport: None,
             state: INIT_WAIT,
             detaching: false,
+            broke: None,
         });
         Ok(())
     }
@@ -373,6 +376,11 @@ impl Net {
     /// Follow the frontends' states (connect, disconnect) after a store event.
     pub fn poll_store(&mut self, xs: &mut Xenstored) {
         for v in self.vifs.iter_mut() {
+            if let Some(why) = v.broke.take() {
+                let _ = xs.write(&format!("{}/error", v.be), why.as_bytes());
+                set_state(xs, v, CLOSED);
+                continue;
+            }
             let fe_state = read_u32(xs, &format!("{}/state", v.fe)).unwrap_or(CLOSED);
             match (v.conn.is_some(), fe_state) {
                 (false, INITIALISED | CONNECTED) if v.state == INIT_WAIT => match connect(xs, v) {
@@ -409,10 +417,12 @@ impl Net {
 
     /// Move packets until nothing moves: guests' tx rings, the NIC and dom0's stack into
     /// the bridge; the bridge's queues out to guests' rx rings, the NIC and dom0's
-    /// stack. Then arm the timer for dom0's stack.
-    pub fn pump(&mut self) {
+    /// stack. Then arm the timer for dom0's stack. True if a vif broke (its `Closed`
+    /// is published by the next [`Net::poll_store`]).
+    pub fn pump(&mut self) -> bool {
+        let mut broke = false;
         let Some(grants) = self.grants.as_mut() else {
-            return;
+            return false;
         };
         for _round in 0..64 {
             let now = now_ns();
@@ -444,10 +454,9 @@ impl Net {
                             v.domid,
                             v.devid
                         );
-                        v.conn = None;
-                        if let Some(p) = v.bport.take() {
-                            let _ = self.bridge.remove_port(p);
-                        }
+                        v.broke = Some(format!("broken tx ring: {e:?}"));
+                        Self::disconnect(&mut self.bridge, v);
+                        broke = true;
                     }
                 }
             }
@@ -494,6 +503,7 @@ impl Net {
                     continue;
                 };
                 let mut notify = false;
+                let mut ring_err = None;
                 while let Some(f) = self.bridge.peek(p) {
                     let needed = f.len().div_ceil(4096);
                     match v.backend.wait_for_buffers(&mut c.rx, needed) {
@@ -505,13 +515,27 @@ impl Net {
                     match v.backend.deliver_rx(&mut c.rx, grants, f, 0) {
                         Ok(s) => notify |= s.notify,
                         Err(RxError::NoBuffers { .. }) => break,
-                        Err(_) => {}
+                        Err(RxError::Ring(e)) => {
+                            ring_err = Some(e);
+                            break;
+                        }
+                        Err(RxError::BadPacket) => {}
                     }
                     let _ = self.bridge.pop(p);
                     moved += 1;
                 }
                 if notify {
                     let _ = events::send(c.port);
+                }
+                if let Some(e) = ring_err {
+                    guest_sdk::println!(
+                        "netback: domain {} vif {}: broken rx ring ({e:?}), disconnected",
+                        v.domid,
+                        v.devid
+                    );
+                    v.broke = Some(format!("broken rx ring: {e:?}"));
+                    Self::disconnect(&mut self.bridge, v);
+                    broke = true;
                 }
             }
             if moved == 0 {
@@ -524,6 +548,7 @@ impl Net {
             let at = (now + d.max(1)) * 1_000_000;
             let _ = guest_sdk::hypercall::set_timer_op(at);
         }
+        broke
     }
 
     /// `xl network-list DOMAIN`: xl's columns, one line per vif.
