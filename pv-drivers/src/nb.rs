@@ -78,6 +78,12 @@ pub fn parse_request(r: &[u8; REQ_LEN]) -> Option<(Op, u64)> {
     Some((op, u64::from_le_bytes(c)))
 }
 
+/// Send small segments at once (TCP_NODELAY: no Nagle), so an echo's one-byte replies
+/// are not held back waiting for an acknowledgement.
+fn nodelay<N: Nic>(stack: &mut NetStack<N>, sock: SocketHandle) {
+    stack.tcp(sock).set_nagle_enabled(false);
+}
+
 /// What a finished exchange came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outcome {
@@ -136,6 +142,7 @@ impl Server {
     /// Listen on `port`.
     pub fn new<N: Nic>(stack: &mut NetStack<N>, port: u16) -> Result<Server, NetError> {
         let sock = stack.tcp_listen(port)?;
+        nodelay(stack, sock);
         Ok(Server {
             port,
             sock,
@@ -368,6 +375,7 @@ impl Client {
         count: u64,
     ) -> Result<Client, NetError> {
         let sock = stack.tcp_connect(addr, port)?;
+        nodelay(stack, sock);
         Ok(Client {
             sock,
             op,

@@ -11,11 +11,13 @@
 //!   10.0.2.20:80 (the `netdemo-http.cfg` web server) unless `--fwd` says otherwise.
 //! - `test`: formatting, clippy, host tests, then the system tests under QEMU.
 //! - `iso`: a GRUB (multiboot2) ISO at `target/images/hypervisor.iso`.
-//! - `bench`: path lengths of hypercalls on ours and on Xen 4.17 (`docs/perf.md`).
+//! - `bench [hypercalls|domains|blk|net]...`: path lengths on ours and on Xen 4.17, all
+//!   parts or those named (`docs/perf.md`).
 
 mod bench;
 mod bench_blk;
 mod bench_domains;
+mod bench_net;
 mod prereq;
 mod ramdisk;
 mod xenref;
@@ -324,10 +326,41 @@ fn main() -> ExitCode {
         Some("run") => run_system(&args[1..]),
         Some("test") => test(),
         Some("iso") => iso().map(|p| println!("{}", p.display())),
-        Some("bench") => build()
-            .and_then(|()| bench::bench(&root(), &images_dir()))
-            .and_then(|()| bench_domains::bench_domains(&root(), &images_dir()))
-            .and_then(|()| bench_blk::bench_blk(&root(), &images_dir())),
+        Some("bench") => {
+            // `bench [hypercalls|domains|blk|net]...`: all parts, or those named.
+            let parts: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+            let want = |p: &str| parts.is_empty() || parts.contains(&p);
+            let (r, i) = (root(), images_dir());
+            build()
+                .and_then(|()| {
+                    if want("hypercalls") {
+                        bench::bench(&r, &i)
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|()| {
+                    if want("domains") {
+                        bench_domains::bench_domains(&r, &i)
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|()| {
+                    if want("blk") {
+                        bench_blk::bench_blk(&r, &i)
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|()| {
+                    if want("net") {
+                        bench_net::bench_net(&r, &i)
+                    } else {
+                        Ok(())
+                    }
+                })
+        }
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\
@@ -337,7 +370,8 @@ fn main() -> ExitCode {
                  \n                        boot them in QEMU, console on this terminal\
                  \n  test                  fmt, clippy, host tests, system tests under QEMU\
                  \n  iso                   make a GRUB (multiboot2) ISO\
-                 \n  bench                 path lengths, ours vs Xen 4.17, under QEMU -icount (docs/perf.md)"
+                 \n  bench [hypercalls|domains|blk|net]...\
+                 \n                        path lengths, ours vs Xen 4.17, under QEMU -icount (docs/perf.md)"
             );
             return ExitCode::from(2);
         }

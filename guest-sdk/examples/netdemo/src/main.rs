@@ -97,6 +97,9 @@ mod guest {
         if delay > 0 {
             let _ = stack.nic().wait(now_ns() + delay);
         }
+        // What arrived goes into the sockets before the caller looks (else a reply would
+        // wait for the stack's next timer, such as a delayed ACK's 10 ms).
+        stack.poll(now_ns() / 1_000_000);
     }
 
     fn page(domid: &str, addr: &str) -> String {
