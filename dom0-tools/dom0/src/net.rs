@@ -220,6 +220,10 @@ impl Net {
         if self.has(domid, devid) {
             return Err(format!("device {devid} already exists"));
         }
+        let nic_mac = self.nic.as_ref().map(|(n, _)| n.mac());
+        if mac == self.host_mac() || Some(mac) == nic_mac {
+            return Err(format!("MAC {} is dom0's own", format_mac(&mac)));
+        }
         if let Some(v) = self.vifs.iter().find(|v| v.mac == mac) {
             return Err(format!(
                 "MAC {} is already used by domain {} vif {}",
@@ -389,7 +393,13 @@ impl Net {
                         let name = format!("vif{}.{}", v.domid, v.devid);
                         let p = self.bridge.add_port(&name);
                         // Anti-spoofing: frames from the vif must carry its MAC.
-                        let _ = self.bridge.set_port_mac(p, Some(v.mac));
+                        if let Err(e) = self.bridge.set_port_mac(p, Some(v.mac)) {
+                            let _ = self.bridge.remove_port(p);
+                            v.conn = None;
+                            let _ = xs.write(&format!("{}/error", v.be), format!("{e}").as_bytes());
+                            set_state(xs, v, CLOSED);
+                            continue;
+                        }
                         v.bport = Some(p);
                         set_state(xs, v, CONNECTED);
                         NET_EVENT.store(true, Ordering::Release);
