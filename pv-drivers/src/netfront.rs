@@ -19,7 +19,8 @@
 //! 3. Wait for the backend's `Connected`; switch to `Connected`.
 //!
 //! [`NetDevice::close`] switches to `Closing`, waits (bounded) for the backend, switches
-//! to `Closed`, ends every grant and closes the event channel; a page whose grant the
+//! to `Closed` (unless the toolstack already removed the device's directory), ends
+//! every grant and closes the event channel; a page whose grant the
 //! backend still holds is leaked, never reused.
 //!
 //! # Data
@@ -372,6 +373,26 @@ impl<E: FrontendEnv> NetDevice<E> {
     pub fn is_broken(&self) -> bool {
         self.broken
     }
+    /// The backend's XenBus state now (one store read; `STATE_UNKNOWN` when its
+    /// `state` node is gone or malformed). A connected device whose backend went to
+    /// `Closing` or beyond (`xl network-detach`, the backend shutting down) should be
+    /// [`close`](Self::close)d: the backend waits for that before it lets go.
+    pub fn backend_state(&self) -> Result<u32, Error> {
+        let v = self
+            .env
+            .xs_read(&format!("{}/state", self.backend))
+            .map_err(Error::Store)?;
+        Ok(v.and_then(|s| parse_u32(s.trim_end_matches('\0').trim()))
+            .unwrap_or(STATE_UNKNOWN))
+    }
+    /// Whether the backend is going away ([`backend_state`](Self::backend_state) is
+    /// `Closing`, `Closed` or unknown): time to [`close`](Self::close). A store error
+    /// (say a request timed out while dom0 was busy) is not taken for an answer: it
+    /// reads as `false`, ask again later. One store read (a round trip to xenstored):
+    /// look when a watch on the backend's `state` fires rather than on every poll.
+    pub fn backend_closing(&self) -> bool {
+        matches!(self.backend_state(), Ok(s) if s >= STATE_CLOSING || s == STATE_UNKNOWN)
+    }
     /// Tx slots awaiting the backend's answer.
     pub fn tx_in_flight(&self) -> usize {
         self.tx.in_flight()
@@ -633,9 +654,14 @@ impl<E: FrontendEnv> NetDevice<E> {
             &|s| s >= STATE_CLOSING || s == STATE_UNKNOWN,
             self.opts.timeout_ns,
         );
-        self.env
-            .switch_state(&self.node, STATE_CLOSED)
-            .map_err(Error::Store)?;
+        if let Err(e) = self.env.switch_state(&self.node, STATE_CLOSED) {
+            // A toolstack may remove the device's directory as soon as the backend has
+            // closed (dom0's netback does on our `Closing`): then there is nobody left
+            // to tell, and the close is complete.
+            if !matches!(self.env.xs_read(&format!("{}/state", self.node)), Ok(None)) {
+                return Err(Error::Store(e));
+            }
+        }
         s.map(drop).map_err(wait_error)
     }
 

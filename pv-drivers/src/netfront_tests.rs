@@ -81,6 +81,8 @@ struct World {
     /// Don't service the tx ring (it fills up).
     deaf: bool,
     hostile: Hostile,
+    /// Remove the frontend's directory as soon as the backend closes (toolstack).
+    reap_on_close: bool,
 }
 
 impl World {
@@ -127,6 +129,9 @@ impl World {
                 self.tx = None;
                 self.rx = None;
                 self.set_state(BE, STATE_CLOSED);
+                if self.reap_on_close {
+                    self.store.retain(|k, _| !k.starts_with(FE));
+                }
             }
             _ => {}
         }
@@ -242,6 +247,13 @@ impl FrontendEnv for Fake {
     fn xs_write_all(&self, nodes: &[(String, String)]) -> Result<(), EnvError> {
         let mut w = self.0.borrow_mut();
         for (k, v) in nodes {
+            // The device's directory is not ours to create again.
+            if w.reap_on_close
+                && k.starts_with(FE)
+                && !w.store.contains_key(&format!("{FE}/backend"))
+            {
+                return Err(EnvError::Failed(2));
+            }
             w.store.insert(k.clone(), v.clone());
         }
         Ok(())
@@ -336,6 +348,7 @@ fn world(sg: bool) -> Fake {
         hold_grants: false,
         deaf: false,
         hostile: Hostile::None,
+        reap_on_close: false,
     };
     let be = BackendInfo {
         mac: Some(MAC),
@@ -647,4 +660,60 @@ fn works_as_a_tcpip_nic() {
     assert_eq!(got, frame(70, 4));
     assert!(!dev.recv(&mut |_| {}));
     dev.close().unwrap();
+}
+
+#[test]
+fn a_connected_device_sees_its_backend_go_to_closing() {
+    let f = world(true);
+    let mut dev = NetDevice::open(f.clone(), "0", small()).unwrap();
+    assert_eq!(dev.backend_state(), Ok(STATE_CONNECTED));
+    assert!(!dev.backend_closing());
+    // `xl network-detach`: the backend asks the frontend to let go.
+    f.0.borrow_mut().set_state(BE, STATE_CLOSING);
+    assert_eq!(dev.backend_state(), Ok(STATE_CLOSING));
+    assert!(dev.backend_closing());
+    // The device still works until it is closed; closing completes the handshake.
+    dev.poll().unwrap();
+    dev.close().unwrap();
+    let w = f.0.borrow();
+    assert_eq!(w.state(FE), STATE_CLOSED);
+    assert_eq!(w.state(BE), STATE_CLOSED);
+    assert!(w.grants.is_empty() && w.ports.is_empty());
+}
+
+#[test]
+fn a_vanished_or_garbled_backend_state_reads_as_closing() {
+    let f = world(true);
+    let dev = NetDevice::open(f.clone(), "0", small()).unwrap();
+    f.0.borrow_mut()
+        .store
+        .insert(format!("{BE}/state"), "4\0".into());
+    assert_eq!(dev.backend_state(), Ok(STATE_CONNECTED));
+    f.0.borrow_mut()
+        .store
+        .insert(format!("{BE}/state"), "four".into());
+    assert_eq!(dev.backend_state(), Ok(STATE_UNKNOWN));
+    assert!(dev.backend_closing());
+    f.0.borrow_mut().store.remove(&format!("{BE}/state"));
+    assert_eq!(dev.backend_state(), Ok(STATE_UNKNOWN));
+    assert!(dev.backend_closing());
+    f.0.borrow_mut().set_state(BE, STATE_CONNECTED);
+    assert!(!dev.backend_closing());
+    drop(dev);
+}
+
+#[test]
+fn a_toolstack_removing_the_device_on_close_is_a_clean_close() {
+    let f = world(true);
+    let dev = NetDevice::open(f.clone(), "0", small()).unwrap();
+    f.0.borrow_mut().reap_on_close = true;
+    f.0.borrow_mut().set_state(BE, STATE_CLOSING);
+    assert!(dev.backend_closing());
+    dev.close().unwrap();
+    let w = f.0.borrow();
+    assert!(
+        !w.store.keys().any(|k| k.starts_with(FE)),
+        "the directory is gone"
+    );
+    assert!(w.grants.is_empty() && w.ports.is_empty());
 }

@@ -181,6 +181,11 @@ impl<N: Nic> NetStack<N> {
         &mut self.nic
     }
 
+    /// The device back, the stack and its sockets dropped (to close it).
+    pub fn into_nic(self) -> N {
+        self.nic
+    }
+
     /// Our IPv4 address, once we have one.
     pub fn ipv4(&self) -> Option<Ipv4Cidr> {
         #[allow(unreachable_patterns)] // IPv6 may be enabled by another crate

@@ -11,6 +11,10 @@
 //!   N one-byte round trips. Prints the verdict and a `bench:` line, then powers off
 //!   (or stays up with `stay=1`).
 //!
+//! - `hostile=SECS`: a netfront that lies to netback (`hostile.rs`);
+//! - `hotplug=1 serve=PORT`: start without a vif, wait for one to be attached, serve
+//!   `nb` on it, close it when it is detached (`hotplug.rs`).
+//!
 //! Console lines (computed verdicts, for the system tests): `netdemo: mac M`,
 //! `netdemo: address A.B.C.D/N`, `netdemo: http on port P`, `netdemo: served ...`,
 //! `netdemo: PASS ...` / `netdemo: FAIL: <why>`, `netdemo: done`.
@@ -21,6 +25,11 @@
 fn main() {
     eprintln!("netdemo is a Xen PV guest kernel: build it with --target x86_64-unknown-none");
 }
+
+#[cfg(target_os = "none")]
+mod hostile;
+#[cfg(target_os = "none")]
+mod hotplug;
 
 #[cfg(target_os = "none")]
 mod guest {
@@ -40,7 +49,7 @@ mod guest {
 
     guest_sdk::entry!(guest_main);
 
-    type Stack = NetStack<NetDevice<SdkEnv>>;
+    pub(crate) type Stack = NetStack<NetDevice<SdkEnv>>;
 
     fn arg<'a>(cmd: &'a [u8], key: &str) -> Option<&'a str> {
         cmd.split(|&b| b == b' ')
@@ -48,7 +57,7 @@ mod guest {
             .and_then(|v| core::str::from_utf8(v).ok())
     }
 
-    fn now_ns() -> u64 {
+    pub(crate) fn now_ns() -> u64 {
         guest_sdk::time::system_time_ns()
     }
 
@@ -65,7 +74,7 @@ mod guest {
     }
 
     /// The backend's `ip` value: `A.B.C.D[/N] [GATEWAY]`.
-    fn addressing(ip: Option<String>) -> Result<Addressing, String> {
+    pub(crate) fn addressing(ip: Option<String>) -> Result<Addressing, String> {
         let Some(ip) = ip else {
             return Ok(Addressing::Dhcp);
         };
@@ -88,7 +97,7 @@ mod guest {
 
     /// Poll the stack and wait for the device or the stack's next timer (at most
     /// `max_ns`).
-    fn step(stack: &mut Stack, max_ns: u64) {
+    pub(crate) fn step(stack: &mut Stack, max_ns: u64) {
         let ms = now_ns() / 1_000_000;
         stack.poll(ms);
         let delay = stack
@@ -235,6 +244,21 @@ mod guest {
         let domid = xb
             .read_string("domid")
             .unwrap_or_else(|_| String::from("?"));
+        if let Some(secs) = arg(cmd, "hostile").and_then(|s| s.parse().ok()) {
+            crate::hostile::run(xb, secs);
+        }
+        if arg(cmd, "hotplug") == Some("1") {
+            let port = arg(cmd, "serve")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(5001);
+            crate::hotplug::run(xb, port);
+            if arg(cmd, "stay") == Some("1") {
+                loop {
+                    guest_sdk::sched::block();
+                }
+            }
+            return;
+        }
         let dev = match NetDevice::open(SdkEnv::new(xb), "0", Options::default()) {
             Ok(d) => d,
             Err(e) => {
