@@ -989,7 +989,15 @@ impl Dom0 {
                 self.net.pump();
                 out(&self.net.ifconfig())
             }
-            ("netbench", _) => crate::netbench::command(&mut self.net, &a),
+            ("netbench", _) => {
+                let (xs, blk) = (&mut self.xs, &mut self.blk);
+                let mut background = || {
+                    xs.poll();
+                    blk.poll(xs);
+                    xs.poll();
+                };
+                crate::netbench::command(&mut self.net, &a, &mut background)
+            }
             ("brctl", _) => out("usage: brctl show | brctl showmacs xenbr0\n"),
             _ => out(&format!("usage: {tool}\n")),
         }

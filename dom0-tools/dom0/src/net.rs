@@ -414,11 +414,19 @@ impl Net {
                         set_state(xs, v, CLOSED);
                     }
                 },
-                (true, CLOSING | CLOSED) => {
+                // Linux's xen-netback and libxl's order: the frontend's Closing is
+                // answered with Closing (rings unmapped, off the bridge), and Closed is
+                // published, and a detached vif's nodes removed, only once the frontend
+                // is Closed, so its own last write still finds its directory.
+                (true, CLOSING) => {
+                    Self::disconnect(&mut self.bridge, v);
+                    set_state(xs, v, CLOSING);
+                }
+                (true, CLOSED) => {
                     Self::disconnect(&mut self.bridge, v);
                     set_state(xs, v, CLOSED);
                 }
-                (false, CLOSING | CLOSED) if v.detaching => set_state(xs, v, CLOSED),
+                (false, CLOSED) if v.detaching || v.state == CLOSING => set_state(xs, v, CLOSED),
                 _ => {}
             }
         }
