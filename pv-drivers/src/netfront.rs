@@ -748,6 +748,9 @@ impl<E: FrontendEnv> crate::tcpip::Nic for NetDevice<E> {
     fn send(&mut self, frame: &[u8]) -> bool {
         self.transmit(frame).is_ok()
     }
+    fn can_send(&self) -> bool {
+        self.can_transmit(crate::tcpip::MAX_FRAME)
+    }
     fn recv(&mut self, f: &mut dyn FnMut(&[u8])) -> bool {
         self.receive_with(|d| f(d)).is_some()
     }

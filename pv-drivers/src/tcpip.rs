@@ -33,6 +33,12 @@ pub trait Nic {
     /// Send one frame (Ethernet header included); false if the device has no room for
     /// it now (the frame is dropped, as a full NIC queue drops).
     fn send(&mut self, frame: &[u8]) -> bool;
+    /// Whether a full-sized frame would be taken now. While it is not, the stack keeps
+    /// its data queued in the sockets instead of handing frames to be dropped (which
+    /// would cost a retransmission timeout).
+    fn can_send(&self) -> bool {
+        true
+    }
     /// Give the next received frame to `f`; false if none is waiting.
     fn recv(&mut self, f: &mut dyn FnMut(&[u8])) -> bool;
 }
@@ -84,7 +90,7 @@ impl<N: Nic> Device for Phy<'_, N> {
     }
 
     fn transmit(&mut self, _t: Instant) -> Option<Tx<'_, N>> {
-        Some(Tx(&mut *self.0))
+        self.0.can_send().then_some(Tx(&mut *self.0))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -435,6 +441,86 @@ mod tests {
         let f = s.nic().out.pop_front().expect("a DHCP discover");
         assert_eq!(&f[0..6], &[0xff; 6]);
         assert_eq!(&f[12..14], &[0x08, 0x00]);
+    }
+
+    /// A wire that takes only `room` frames until it is drained.
+    struct Narrow {
+        w: Wire,
+        room: usize,
+        refused: usize,
+    }
+
+    impl Nic for Narrow {
+        fn mac(&self) -> [u8; 6] {
+            self.w.mac()
+        }
+        fn send(&mut self, f: &[u8]) -> bool {
+            if self.w.out.len() >= self.room {
+                self.refused += 1;
+                return false;
+            }
+            self.w.send(f)
+        }
+        fn recv(&mut self, f: &mut dyn FnMut(&[u8])) -> bool {
+            self.w.recv(f)
+        }
+        fn can_send(&self) -> bool {
+            self.w.out.len() < self.room
+        }
+    }
+
+    #[test]
+    fn a_full_device_holds_data_back_instead_of_dropping_it() {
+        let cidr = |l| Ipv4Cidr::new(Ipv4Address::new(10, 0, 0, l), 24);
+        let mut a = NetStack::new(
+            Narrow {
+                w: Wire::new([0, 0x16, 0x3e, 0, 0, 1]),
+                room: 2,
+                refused: 0,
+            },
+            Addressing::Static {
+                cidr: cidr(1),
+                gateway: None,
+            },
+            1,
+            0,
+        );
+        let mut b = NetStack::new(
+            Wire::new([0, 0x16, 0x3e, 0, 0, 2]),
+            Addressing::Static {
+                cidr: cidr(2),
+                gateway: None,
+            },
+            2,
+            0,
+        );
+        let l = b.tcp_listen(5000).unwrap();
+        let c = a.tcp_connect(Ipv4Address::new(10, 0, 0, 2), 5000).unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        let (mut sent, mut got) = (0usize, Vec::new());
+        for t in 0..100_000 {
+            a.poll(t);
+            b.poll(t);
+            Wire::exchange(&mut a.nic().w, b.nic());
+            let s = a.tcp(c);
+            if s.can_send() && sent < data.len() {
+                sent += s.send_slice(&data[sent..]).unwrap();
+            }
+            let r = b.tcp(l);
+            while r.can_recv() {
+                r.recv(|buf| {
+                    got.extend_from_slice(buf);
+                    (buf.len(), ())
+                })
+                .unwrap();
+            }
+            if got.len() == data.len() {
+                break;
+            }
+        }
+        assert!(got == data, "{} of {} bytes arrived", got.len(), data.len());
+        // Nothing was handed to the device while it was full (so nothing was lost).
+        assert_eq!(a.nic().refused, 0);
     }
 
     #[test]
