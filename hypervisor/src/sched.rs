@@ -412,6 +412,7 @@ pub fn run_loop() -> ! {
                 f.store(false, Ordering::Release);
             }
             crate::events::deliver_pending_pirqs(&mut doms);
+            deferred_timer_work(&mut doms, cpu);
             let (next, slice_ns) = decide(&mut doms, cpu);
             if let Some((dom, vi)) = next {
                 // SAFETY: `frame` is this CPU's guest frame; no guest runs on this CPU
@@ -472,15 +473,23 @@ pub static IDLE_POLL_NS: core::sync::atomic::AtomicU64 =
 /// the earliest guest timer anywhere.
 fn arm(t: &mut DomainTable, cpu: usize) {
     let now = crate::events::now_ns();
+    // The policy's tick is due at `TICK_AT`, not 10 ms from whenever this runs: a CPU
+    // that passes here more often than every 10 ms (a guest blocking and waking fast)
+    // would otherwise push its tick back for ever, and with it credit accounting,
+    // guest timers and dom0's console input.
+    let tick = TICK_AT
+        .get(cpu)
+        .map_or(now + TICK_NS, |t| t.load(Ordering::Relaxed))
+        .min(now + TICK_NS);
     let mut next = u64::MAX;
     if current().is_some() {
-        next = now + TICK_NS;
+        next = tick;
         if let Some(s) = SLICE_END.get(cpu) {
             next = next.min(s.load(Ordering::Relaxed));
         }
     }
     if cpu == 0 {
-        next = next.min(now + TICK_NS);
+        next = next.min(tick);
         for d in t.doms.iter() {
             for v in d.vcpus.iter() {
                 for dl in [v.timer_deadline, v.poll_deadline] {
@@ -502,6 +511,7 @@ pub fn exit(domid: DomId, vid: u32, regs: &mut Regs, block: bool) -> *mut Regs {
     let cpu = this_cpu();
     let mut doms = domain::lock();
     crate::events::deliver_pending_pirqs(&mut doms);
+    deferred_timer_work(&mut doms, cpu);
     // Fast path: the vCPU goes on running here.
     if !block
         && !NEED_RESCHED
@@ -605,8 +615,36 @@ pub fn timer_fired() {
         }
     }
     let Some(mut doms) = DOMAINS.try_lock() else {
+        // The lock is busy (perhaps held by this CPU's interrupted path): this CPU's next
+        // pass through `exit` or the run loop does the work, so a tick is late by one
+        // guest entry at most, never skipped. Skipping it starved everyone: under a
+        // storm of hypercalls the lock is nearly always taken, and then no tick burnt
+        // credit, no guest timer fired and dom0's console input never arrived.
+        if let Some(p) = TIMER_PENDING.get(cpu) {
+            p.store(true, Ordering::Release);
+        }
         return;
     };
+    timer_work(&mut doms, cpu, now);
+}
+
+/// Timer work an interrupt could not do because `DOMAINS` was taken, per CPU.
+static TIMER_PENDING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// Do this CPU's deferred timer work, if any (`DOMAINS` held). One atomic swap when
+/// there is none: called on every way back to a guest.
+fn deferred_timer_work(doms: &mut DomainTable, cpu: usize) {
+    if TIMER_PENDING
+        .get(cpu)
+        .is_some_and(|p| p.swap(false, Ordering::AcqRel))
+    {
+        timer_work(doms, cpu, crate::events::now_ns());
+    }
+}
+
+/// The timer's work with `DOMAINS` held: the policy's tick, guest timers and dom0's
+/// console input (CPU 0), then the next deadline.
+fn timer_work(doms: &mut DomainTable, cpu: usize, now: u64) {
     // The policy's 10 ms tick (credit burn, boost end, accounting); the timer may fire
     // more often (guest timers, short slices).
     if let Some(at) = TICK_AT.get(cpu) {
@@ -629,7 +667,7 @@ pub fn timer_fired() {
             }
         }
     }
-    arm(&mut doms, cpu);
+    arm(doms, cpu);
 }
 
 /// dom0's VIRQ_CONSOLE port, if bound.
