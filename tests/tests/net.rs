@@ -189,6 +189,35 @@ fn two_guests_exchange(hv: &str) {
         "[{hv}]\n{srv}"
     );
     assert!(!srv.contains("FAIL"), "[{hv}]\n{srv}");
+    // A pair destroyed in the middle of a 100 MB transfer leaves netback and the bridge
+    // working for the next pair.
+    s.xl(
+        "xl create /etc/xen/netdemo-client.cfg 'cmdline=\"send=10.0.2.21:5001 bytes=100000000\"'",
+        T,
+    );
+    console_until(&mut s, "nbclient", "netdemo: address", T);
+    std::thread::sleep(Duration::from_millis(500));
+    let list = s.xl("brctl show", T);
+    s.xl("xl destroy nbclient", T);
+    s.xl("xl destroy nbserver", T);
+    let cid_gone = s.xl("brctl show", T);
+    assert!(
+        cid_gone.lines().filter(|l| l.contains("netback:")).count() == 0,
+        "[{hv}] vifs left on the bridge:\n{list}\n{cid_gone}"
+    );
+    no_backend_entries(&mut s, hv);
+    let out = s.xl("xl create /etc/xen/netdemo-server.cfg", T);
+    assert!(!out.contains("rror"), "[{hv}] {out}");
+    console_until(&mut s, "nbserver", "netdemo: nb server on port 5001", T);
+    let c = run_to_poweroff(
+        &mut s,
+        "/etc/xen/netdemo-client.cfg 'cmdline=\"send=10.0.2.21:5001 bytes=1000000\"'",
+        LONG,
+    );
+    assert!(
+        c.contains("netdemo: PASS Sink 1000000 of 1000000 intact to 10.0.2.21:5001"),
+        "[{hv}] after a pair was destroyed mid-transfer:\n{c}"
+    );
     s.xl("xl destroy nbserver", T);
     no_backend_entries(&mut s, hv);
 }
