@@ -33,6 +33,7 @@ fn samples(q: &Qemu, from: usize) -> Vec<Sample> {
 
 /// One exchange at dom0's prompt that must print a PASS; its `bench:` lines.
 fn dom0_cmd(q: &mut Qemu, cmd: &str, done: &str) -> Result<Vec<Sample>, String> {
+    eprintln!("xtask: bench net: {cmd}");
     let from = q.pos;
     q.send(&format!("{cmd}\n"))?;
     match q.expect(&[done, "netbench: FAIL", "netdemo: FAIL", "usage:"])? {
@@ -67,6 +68,9 @@ fn measure(hv: &Path, images: &Path) -> Result<NetRun, String> {
     q.expect(&["xl> "])?;
     q.send("xl create /etc/xen/netdemo-server.cfg\n")?;
     q.expect(&["xl> "])?;
+    // Let it boot before the first connection (whose SYN would otherwise wait for
+    // ARP and TCP's retransmission timers).
+    std::thread::sleep(std::time::Duration::from_secs(5));
     // Until the server answers (its boot and DHCP-free static address take a moment).
     let mut up = false;
     for _ in 0..30 {
