@@ -91,8 +91,8 @@ pub struct Vcpu {
     pub timer_deadline: u64,
     /// Event-channel port bound to each VIRQ on this vCPU (0 = none).
     pub virq_port: [u32; 24],
-    /// Ports `SCHEDOP_poll` waits on (blocked vCPU wakes when one is pending).
-    pub poll_ports: heapless::Vec<u32, 8>,
+    /// What `SCHEDOP_poll` waits for (Xen's `poll_evtchn` and `poll_mask` bit).
+    pub poll: hv_core::sched::PollWait,
     pub poll_deadline: u64,
 }
 
@@ -149,7 +149,7 @@ impl Vcpu {
             gdt_ents: 0,
             timer_deadline: 0,
             virq_port: [0; 24],
-            poll_ports: heapless::Vec::new(),
+            poll: hv_core::sched::PollWait::Off,
             poll_deadline: 0,
         })
     }

@@ -17,7 +17,9 @@ pub fn now_ns() -> u64 {
     crate::arch::timer::now_ns()
 }
 
-/// Mark `port` pending for vCPU `vcpu` of `d`, waking it if its upcall became pending.
+/// Mark `port` pending for vCPU `vcpu` of `d`, as Xen's `evtchn_2l_set_pending`: the
+/// vCPU is kicked if its upcall became pending, and if the port was not pending before,
+/// every vCPU of `d` polling it, or polling any port (`evtchn_check_pollers`), wakes.
 pub fn set_pending(d: &mut Domain, vcpu: u32, port: u32) {
     let sh = SharedInfo::new(d.shared_info_mfn);
     let target = if (vcpu as usize) < d.vcpus.len() {
@@ -25,18 +27,17 @@ pub fn set_pending(d: &mut Domain, vcpu: u32, port: u32) {
     } else {
         0
     };
-    let woke = sh.set_pending(target, port);
-    let hit = d
-        .vcpus
-        .get(target as usize)
-        .is_some_and(|v| poll_hit(v, port));
-    if woke || hit {
+    let r = sh.set_pending(target, port);
+    if r.kick {
         crate::sched::wake(d, target as usize);
     }
-}
-
-fn poll_hit(v: &crate::domain::Vcpu, port: u32) -> bool {
-    v.poll_ports.contains(&port)
+    if r.newly {
+        for vi in 0..d.vcpus.len() {
+            if d.vcpus.get(vi).is_some_and(|v| v.poll.woken_by(port)) {
+                crate::sched::wake(d, vi);
+            }
+        }
+    }
 }
 
 /// Raise VIRQ `virq` on vCPU `vi` of `d` if it is bound.
@@ -365,33 +366,57 @@ fn local_op(d: &mut Domain, vi: usize, a: [u64; 5]) -> Result<u64, Errno> {
     }
 }
 
-/// `SCHEDOP_poll`: block until one of the ports is pending or the timeout passes.
+/// Most ports one `SCHEDOP_poll` may name (Xen's "fairly arbitrary limit").
+pub const POLL_MAX_PORTS: usize = 128;
+
+/// `SCHEDOP_poll`, as Xen 4.17's `do_poll`: returns at once if the vCPU's upcall needs
+/// delivery or one of the ports is pending; otherwise blocks until one of them becomes
+/// pending (with any other number than one port: until any port of the domain does),
+/// the upcall is kicked, or the timeout passes.
 pub fn sched_poll(d: &mut Domain, vi: usize, arg: u64) -> (Ret, After) {
     let b: [u8; 24] = match rd(d, vi, arg) {
         Ok(b) => b,
         Err(e) => return (Ret::Err(e), After::Resume),
     };
     let ports_va = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-    let nr = u32_at(&b, 8);
+    let nr = u32_at(&b, 8) as usize;
     let timeout = u64::from_le_bytes([b[16], b[17], b[18], b[19], b[20], b[21], b[22], b[23]]);
-    if nr as usize > 8 {
+    if nr > POLL_MAX_PORTS {
         return (Ret::Err(EINVAL), After::Resume);
     }
-    let sh = SharedInfo::new(d.shared_info_mfn);
-    let mut ports = heapless::Vec::<u32, 8>::new();
-    for i in 0..u64::from(nr) {
-        let pb: [u8; 4] = match rd(d, vi, ports_va.wrapping_add(i * 4)) {
-            Ok(p) => p,
-            Err(e) => return (Ret::Err(e), After::Resume),
+    // The whole array is readable (Xen's `guest_handle_okay`), or EFAULT.
+    let mut pb = [0u8; POLL_MAX_PORTS * 4];
+    let Some(pb) = pb.get_mut(..nr * 4) else {
+        return (Ret::Err(EINVAL), After::Resume);
+    };
+    if nr != 0 {
+        let Some(v) = d.vcpus.get(vi) else {
+            return (Ret::Err(EINVAL), After::Resume);
         };
-        let port = u32_at(&pb, 0);
+        if crate::guest_mem::copy_from_guest(pv::current_l4(v), ports_va, pb).is_err() {
+            return (Ret::Err(EFAULT), After::Resume);
+        }
+    }
+    let sh = SharedInfo::new(d.shared_info_mfn);
+    let Some(v) = d.vcpus.get(vi) else {
+        return (Ret::Err(EINVAL), After::Resume);
+    };
+    // `local_events_need_delivery`: an unmasked pending upcall ends the poll at once.
+    if sh.upcall_pending(v.id) && !sh.upcall_mask(v.id) {
+        return (Ret::Value(0), After::Resume);
+    }
+    let mut first = 0;
+    for (i, p) in pb.chunks_exact(4).enumerate() {
+        let port = u32_at(p, 0);
+        if i == 0 {
+            first = port;
+        }
         if port >= d.evtchn.limit() {
             return (Ret::Err(EINVAL), After::Resume);
         }
         if sh.is_pending(port) {
             return (Ret::Value(0), After::Resume);
         }
-        let _ = ports.push(port);
     }
     if timeout != 0 && timeout <= now_ns() {
         return (Ret::Value(0), After::Resume);
@@ -399,7 +424,7 @@ pub fn sched_poll(d: &mut Domain, vi: usize, arg: u64) -> (Ret, After) {
     let Some(v) = d.vcpus.get_mut(vi) else {
         return (Ret::Err(EINVAL), After::Resume);
     };
-    v.poll_ports = ports;
+    v.poll = hv_core::sched::PollWait::armed(nr, first);
     v.poll_deadline = timeout;
     if timeout != 0 {
         crate::sched::timer_changed();

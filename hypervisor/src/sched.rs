@@ -25,7 +25,7 @@ use crate::arch::{power, x86};
 use crate::domain::{self, DomId, DomainTable, RunState, Shutdown, DOMAINS};
 use crate::shinfo::SharedInfo;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use hv_core::sched::{CpuMask, Scheduler, VcpuRef, VcpuState};
+use hv_core::sched::{CpuMask, PollWait, Scheduler, VcpuRef, VcpuState};
 use xen_abi::errno::Errno;
 
 /// Tick while a guest runs (time slices) and on the timer CPU.
@@ -213,7 +213,7 @@ fn has_work(d: &mut domain::Domain, vi: usize) -> bool {
             let woken = event_arrived(&sh, v);
             if woken {
                 v.state = RunState::Runnable;
-                v.poll_ports.clear();
+                v.poll = PollWait::Off;
                 v.poll_deadline = 0;
             }
             woken
@@ -221,14 +221,16 @@ fn has_work(d: &mut domain::Domain, vi: usize) -> bool {
     }
 }
 
-/// Whether what a blocked (or blocking) vCPU waits for is there: a polled port pending,
-/// or else an unmasked upcall.
+/// Whether what a blocked (or blocking) vCPU waits for is there. `SCHEDOP_block`: an
+/// unmasked upcall. `SCHEDOP_poll`: its poll ended before it blocked (`wake`), or its
+/// one port is pending; a poll of any port ends by `wake` alone (a port that *becomes*
+/// pending, Xen's `evtchn_check_pollers`), not by one pending from before.
 fn event_arrived(sh: &SharedInfo, v: &domain::Vcpu) -> bool {
-    let polling = !v.poll_ports.is_empty() || v.poll_deadline != 0;
-    if polling {
-        v.poll_ports.iter().any(|&p| sh.is_pending(p))
-    } else {
-        sh.upcall_pending(v.id) && !sh.upcall_mask(v.id)
+    match v.poll {
+        PollWait::Off => sh.upcall_pending(v.id) && !sh.upcall_mask(v.id),
+        PollWait::Woken => true,
+        PollWait::Port(p) => sh.is_pending(p),
+        PollWait::Any => false,
     }
 }
 
@@ -365,9 +367,10 @@ pub fn wake(d: &mut domain::Domain, vi: usize) {
     let stopped = d.shutdown.is_some();
     let Some(v) = d.vcpus.get_mut(vi) else { return };
     let was = v.state;
+    // A poll ends (Xen's `vcpu_unblock`), also one set up by a vCPU not blocked yet.
+    v.poll = v.poll.wake(was == RunState::Blocked);
     if was == RunState::Blocked {
         v.state = RunState::Runnable;
-        v.poll_ports.clear();
         v.poll_deadline = 0;
     }
     match v.running_on {
@@ -550,7 +553,7 @@ pub fn exit(domid: DomId, vid: u32, regs: &mut Regs, block: bool) -> *mut Regs {
             let sh = SharedInfo::new(d.shared_info_mfn);
             if let Some(v) = d.vcpus.get_mut(vid as usize) {
                 if event_arrived(&sh, v) {
-                    v.poll_ports.clear();
+                    v.poll = PollWait::Off;
                     v.poll_deadline = 0;
                 } else {
                     v.state = RunState::Blocked;

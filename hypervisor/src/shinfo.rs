@@ -22,6 +22,15 @@ const WC_NSEC: u64 = 3080;
 const WC_SEC_HI: u64 = 3084;
 const ARCH_MAX_PFN: u64 = 3088;
 
+/// What [`SharedInfo::set_pending`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetPending {
+    /// The port was not pending before (Xen checks its pollers only then).
+    pub newly: bool,
+    /// The vCPU's upcall became pending: kick it (`vcpu_kick`).
+    pub kick: bool,
+}
+
 /// A domain's shared_info frame.
 #[derive(Clone, Copy, Debug)]
 pub struct SharedInfo {
@@ -100,21 +109,29 @@ impl SharedInfo {
         self.wr64(Self::vcpu(v) + ARCH_CR2, cr2)
     }
 
-    /// Xen's 2-level `evtchn_set_pending` for `port`, delivered to vCPU `v`. Returns
-    /// true if the vCPU must be woken (its upcall became pending).
-    pub fn set_pending(&self, v: u32, port: u32) -> bool {
+    /// Xen's 2-level `evtchn_set_pending` for `port`, delivered to vCPU `v`.
+    pub fn set_pending(&self, v: u32, port: u32) -> SetPending {
         let word = u64::from(port / 64) * 8;
         if lock_bts(self.base + EVTCHN_PENDING + word, port % 64) {
-            return false;
+            return SetPending::default();
         }
-        if self.rd64(EVTCHN_MASK + word) & (1 << (port % 64)) != 0 {
-            return false;
-        }
-        if lock_bts(self.base + Self::vcpu(v) + PENDING_SEL, port / 64) {
-            return false;
-        }
-        self.set_upcall_pending(v, true);
-        true
+        let kick = self.rd64(EVTCHN_MASK + word) & (1 << (port % 64)) == 0
+            && !lock_bts(self.base + Self::vcpu(v) + PENDING_SEL, port / 64)
+            && self.mark_upcall_pending(v);
+        SetPending { newly: true, kick }
+    }
+
+    /// Xen's `vcpu_mark_events_pending`: set `evtchn_upcall_pending`; true if it was
+    /// clear (the vCPU must then be kicked).
+    pub fn mark_upcall_pending(&self, v: u32) -> bool {
+        let addr = self.base + Self::vcpu(v) + UPCALL_PENDING;
+        // SAFETY: `addr` is a byte inside the shared_info page in the direct map (as
+        // `rd8`); an atomic exchange is what the guest's own accesses expect.
+        let old = unsafe {
+            (*(addr as *const core::sync::atomic::AtomicU8))
+                .swap(1, core::sync::atomic::Ordering::SeqCst)
+        };
+        old == 0
     }
 
     pub fn is_pending(&self, port: u32) -> bool {
@@ -127,11 +144,9 @@ impl SharedInfo {
         if !lock_btr(self.base + EVTCHN_MASK + word, port % 64) {
             // Was not masked; nothing to do.
         }
-        if self.is_pending(port) && !lock_bts(self.base + Self::vcpu(v) + PENDING_SEL, port / 64) {
-            self.set_upcall_pending(v, true);
-            return true;
-        }
-        false
+        self.is_pending(port)
+            && !lock_bts(self.base + Self::vcpu(v) + PENDING_SEL, port / 64)
+            && self.mark_upcall_pending(v)
     }
 
     /// Clear the pending bit of `port` (when it is closed).

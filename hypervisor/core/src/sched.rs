@@ -122,6 +122,68 @@ pub enum Priority {
     Boost,
 }
 
+/// What a vCPU in `SCHEDOP_poll` waits for: Xen 4.17's `v->poll_evtchn` with the vCPU's
+/// bit in its domain's `poll_mask` (`do_poll`, `evtchn_check_pollers`, `vcpu_unblock`).
+///
+/// A poll of exactly one port is ended by that port becoming pending; a poll of any
+/// other number of ports (none included) by *any* port of the domain becoming pending
+/// (Xen remembers one port only). Either is also ended by a kick (the vCPU's upcall
+/// becoming pending, `vcpu_mark_events_pending`) and by its timeout. A port that was
+/// already pending is not "becoming pending": it ends nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PollWait {
+    /// Not polling.
+    #[default]
+    Off,
+    /// `nr_ports == 1`: that port.
+    Port(u32),
+    /// `nr_ports != 1`: any port of the domain.
+    Any,
+    /// Ended (a port, a kick, the timeout) after `SCHEDOP_poll` set it up but before
+    /// the vCPU blocked: it must not block (Xen: `_VPF_blocked` already cleared).
+    Woken,
+}
+
+impl PollWait {
+    /// The wait `SCHEDOP_poll` of `nr_ports` ports, the first `first`, sets up once none
+    /// of them is pending.
+    pub fn armed(nr_ports: usize, first: u32) -> PollWait {
+        if nr_ports == 1 {
+            PollWait::Port(first)
+        } else {
+            PollWait::Any
+        }
+    }
+
+    /// Set up and not yet ended.
+    pub fn polling(self) -> bool {
+        matches!(self, PollWait::Port(_) | PollWait::Any)
+    }
+
+    /// Whether `port` of the vCPU's domain becoming pending ends it
+    /// (`evtchn_check_pollers`: `poll_evtchn <= 0 || poll_evtchn == port`).
+    pub fn woken_by(self, port: u32) -> bool {
+        match self {
+            PollWait::Port(p) => p == port,
+            PollWait::Any => true,
+            PollWait::Off | PollWait::Woken => false,
+        }
+    }
+
+    /// What a wake (an awaited port, a kick, the timeout) leaves: `Woken` if the vCPU
+    /// was polling and had not blocked yet, `Off` once it blocked (it runs again) or if
+    /// it was not polling.
+    pub fn wake(self, blocked: bool) -> PollWait {
+        if self.polling() && !blocked {
+            PollWait::Woken
+        } else if blocked {
+            PollWait::Off
+        } else {
+            self
+        }
+    }
+}
+
 /// What `xl vcpu-list` shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VcpuState {

@@ -427,3 +427,79 @@ pub fn bad_hypercall() -> Outcome {
     let _ = shared::shared_info().ok_or("shared_info gone")?;
     Ok(())
 }
+
+/// `SCHEDOP_poll` wakes as Xen 4.17's `do_poll`/`evtchn_check_pollers`: a poll of two
+/// ports ends when any other port of the domain becomes pending (here the masked
+/// VIRQ_TIMER port, so no upcall is involved); a poll of one port does not; with the
+/// timer port unmasked, its upcall becoming pending (`vcpu_kick`) ends a one-port poll
+/// too. Up to 128 ports may be named; 129 is `-EINVAL`.
+pub fn poll() -> Outcome {
+    const FIRE_NS: u64 = 5_000_000;
+    const LONG_NS: u64 = 2_000_000_000;
+    const SHORT_NS: u64 = 100_000_000;
+    let e = |what: &'static str| move |e: guest_sdk::Errno| alloc::format!("{what}: -{}", e.0);
+    events::disable();
+    // SAFETY: VCPUOP_stop_periodic_timer takes no argument.
+    unsafe {
+        hypercall::vcpu_op(
+            guest_sdk::xen_abi::vcpu::VCPUOP_STOP_PERIODIC_TIMER,
+            0,
+            core::ptr::null_mut(),
+        )
+    }
+    .map_err(e("VCPUOP_stop_periodic_timer"))?;
+    let t = events::bind_virq(VIRQ_TIMER, 0).map_err(e("bind_virq"))?;
+    let a = events::alloc_unbound(DOMID_SELF).map_err(e("alloc_unbound"))?;
+    let b = events::bind_interdomain(DOMID_SELF, a).map_err(e("bind_interdomain"))?;
+    for p in [t, a, b] {
+        events::mask(p);
+        events::clear_pending(p);
+    }
+    let clean = || {
+        if let Some(s) = shared::pending_sel(0) {
+            s.store(0, SeqCst);
+        }
+        if let Some(u) = shared::upcall_pending(0) {
+            u.store(0, SeqCst);
+        }
+    };
+    // Polls `ports` with the timer due in FIRE_NS; how long it took.
+    let timed = |ports: &[u32], timeout_ns: u64| -> Result<u64, alloc::string::String> {
+        events::clear_pending(t);
+        clean();
+        let t0 = time::system_time_ns();
+        hypercall::set_timer_op(t0 + FIRE_NS).map_err(e("set_timer_op"))?;
+        guest_sdk::sched::poll(ports, t0 + timeout_ns).map_err(e("poll"))?;
+        Ok(time::system_time_ns() - t0)
+    };
+    let any = timed(&[a, b], LONG_NS)?;
+    let one = timed(&[a], SHORT_NS)?;
+    events::unmask(t).map_err(e("unmask"))?;
+    let kicked = timed(&[a], LONG_NS)?;
+    events::mask(t);
+    events::clear_pending(t);
+    clean();
+    let nine = guest_sdk::sched::poll(&[a; 9], time::system_time_ns() + 1_000_000);
+    let too_many = guest_sdk::sched::poll(&[a; 129], time::system_time_ns() + 1_000_000);
+    for p in [b, a, t] {
+        events::close(p).map_err(e("close"))?;
+    }
+    ensure!(
+        any < LONG_NS / 2,
+        "a poll of 2 ports was not ended by another port becoming pending ({any} ns)"
+    );
+    ensure!(
+        one >= SHORT_NS,
+        "a poll of 1 port ended after {one} ns, before its timeout, by another port"
+    );
+    ensure!(
+        kicked < LONG_NS / 2,
+        "a poll of 1 port was not ended by the upcall becoming pending ({kicked} ns)"
+    );
+    ensure!(nine.is_ok(), "a poll of 9 ports: {nine:?} (expected Ok)");
+    ensure!(
+        too_many == Err(EINVAL),
+        "a poll of 129 ports: {too_many:?} (expected -EINVAL)"
+    );
+    Ok(())
+}

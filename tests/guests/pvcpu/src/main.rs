@@ -57,7 +57,7 @@ mod guest {
     /// A check: its name and the function that runs it.
     type Check = (&'static str, fn() -> Outcome);
 
-    const CHECKS: [Check; 11] = [
+    const CHECKS: [Check; 12] = [
         ("int3", crate::checks::int3),
         ("ud", crate::checks::ud),
         ("gp", crate::checks::gp),
@@ -67,6 +67,7 @@ mod guest {
         ("mmu-refusals", crate::mmu::mmu_refusals),
         ("evtchn-loopback", crate::checks::evtchn_loopback),
         ("timer", crate::checks::timer),
+        ("poll", crate::checks::poll),
         ("evtchn-reset", crate::checks::evtchn_reset),
         ("bad-hypercall", crate::checks::bad_hypercall),
     ];
