@@ -411,7 +411,7 @@ impl Blkback {
             return;
         };
         for v in self.vbds.iter_mut() {
-            let fe_state = read_u32(xs, &format!("{}/state", v.fe)).unwrap_or(CLOSED);
+            let fe_state = xs.read_u32(&format!("{}/state", v.fe)).unwrap_or(CLOSED);
             match (v.conn.is_some(), fe_state) {
                 (false, INITIALISED | CONNECTED) if v.state == INIT_WAIT => match connect(xs, v) {
                     Ok(c) => {
@@ -486,7 +486,7 @@ impl Blkback {
         for v in self.vbds.iter().filter(|v| v.domid == domid) {
             let devid = v.be.rsplit('/').next().unwrap_or("0");
             let fe_num = |xs: &mut Xenstored, k: &str| -> i64 {
-                read_u32(xs, &format!("{}/{k}", v.fe)).map_or(-1, i64::from)
+                xs.read_u32(&format!("{}/{k}", v.fe)).map_or(-1, i64::from)
             };
             let evtch = fe_num(xs, "event-channel");
             let rref = fe_num(xs, "ring-ref");
@@ -504,20 +504,11 @@ fn set_state(xs: &mut Xenstored, v: &mut Vbd, state: u32) {
     let _ = xs.write(&format!("{}/state", v.be), state.to_string().as_bytes());
 }
 
-fn read_u32(xs: &mut Xenstored, path: &str) -> Option<u32> {
-    let v = xs.read(path).ok()?;
-    core::str::from_utf8(&v).ok()?.trim().parse().ok()
-}
-
 /// Map the frontend's ring and bind its channel.
 fn connect(xs: &mut Xenstored, v: &mut Vbd) -> Result<Conn, String> {
     let fe = v.fe.clone();
-    let info = FrontendInfo::from_xenstore(|k| {
-        xs.read(&format!("{fe}/{k}"))
-            .ok()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-    })
-    .map_err(|e| format!("frontend keys: {e:?}"))?;
+    let info = FrontendInfo::from_xenstore(|k| xs.read_string(&format!("{fe}/{k}")))
+        .map_err(|e| format!("frontend keys: {e:?}"))?;
     if !info.protocol.is_native() {
         return Err(String::from("unsupported protocol"));
     }

@@ -385,7 +385,7 @@ impl Net {
                 set_state(xs, v, CLOSED);
                 continue;
             }
-            let fe_state = read_u32(xs, &format!("{}/state", v.fe)).unwrap_or(CLOSED);
+            let fe_state = xs.read_u32(&format!("{}/state", v.fe)).unwrap_or(CLOSED);
             match (v.conn.is_some(), fe_state) {
                 (false, INITIALISED | CONNECTED) if v.state == INIT_WAIT => match connect(xs, v) {
                     Ok(c) => {
@@ -579,7 +579,7 @@ impl Net {
         let mut o = String::new();
         for v in self.vifs.iter().filter(|v| v.domid == domid) {
             let fe_num = |xs: &mut Xenstored, k: &str| -> i64 {
-                read_u32(xs, &format!("{}/{k}", v.fe)).map_or(-1, i64::from)
+                xs.read_u32(&format!("{}/{k}", v.fe)).map_or(-1, i64::from)
             };
             let evtch = fe_num(xs, "event-channel");
             let tx = fe_num(xs, "tx-ring-ref");
@@ -672,20 +672,11 @@ fn set_state(xs: &mut Xenstored, v: &mut Vif, state: u32) {
     let _ = xs.write(&format!("{}/state", v.be), state.to_string().as_bytes());
 }
 
-fn read_u32(xs: &mut Xenstored, path: &str) -> Option<u32> {
-    let v = xs.read(path).ok()?;
-    core::str::from_utf8(&v).ok()?.trim().parse().ok()
-}
-
 /// Map the frontend's rings and bind its channel.
 fn connect(xs: &mut Xenstored, v: &mut Vif) -> Result<Conn, String> {
     let fe = v.fe.clone();
-    let info = FrontendInfo::from_xenstore(|k| {
-        xs.read(&format!("{fe}/{k}"))
-            .ok()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-    })
-    .map_err(|e| format!("frontend keys: {e:?}"))?;
+    let info = FrontendInfo::from_xenstore(|k| xs.read_string(&format!("{fe}/{k}")))
+        .map_err(|e| format!("frontend keys: {e:?}"))?;
     if !info.request_rx_copy {
         return Err(String::from(
             "the frontend wants page flipping (no request-rx-copy)",

@@ -175,6 +175,18 @@ impl Xenstored {
     }
 
     /// `XS_WRITE` from dom0.
+    /// The value at `path` as a (lossily decoded) string, `None` if absent.
+    pub fn read_string(&mut self, path: &str) -> Option<String> {
+        self.read(path)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// The value at `path` as a number, `None` if absent or not one.
+    pub fn read_u32(&mut self, path: &str) -> Option<u32> {
+        self.read_string(path)?.trim().parse().ok()
+    }
+
     pub fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError> {
         let mut p = nul(path);
         p.extend_from_slice(value);
